@@ -1,0 +1,133 @@
+// One Llama-family decoder layer over the Backend: pre-norm attention (GQA, RoPE, Qwen2 q/k/v bias,
+// Qwen3 q/k norm) and a SwiGLU MLP, each on a residual. Forward can keep its activations for the
+// backward, or drop them (the caller then re-runs the forward from the kept input: checkpointing).
+import type { AttentionShape, Backend, Tensor } from "../backend/types.js";
+import type { ModelConfig } from "../formats/hf-config.js";
+import type { LoraSlot } from "./lora.js";
+import type { LayerWeights, LinearName } from "./weights.js";
+
+export interface LayerContext {
+  be: Backend;
+  config: ModelConfig;
+  weights: LayerWeights;
+  lora: Partial<Record<LinearName, LoraSlot>> | null;
+  invFreq: Tensor;
+  positions: Tensor;
+  cuSeqlens: Tensor;
+  attention: AttentionShape;
+}
+
+/** What backward needs from forward. The layer input x is owned by the caller. */
+export interface LayerActivations {
+  n1: Tensor; rstd1: Tensor;
+  qRaw: Tensor; kRaw: Tensor;
+  rq: Tensor | null; rk: Tensor | null;
+  qr: Tensor; kr: Tensor; v: Tensor;
+  o: Tensor; lse: Tensor;
+  x2: Tensor; n2: Tensor; rstd2: Tensor;
+  g: Tensor; u: Tensor; h: Tensor;
+}
+
+function linearOf(ctx: LayerContext, name: LinearName, x: Tensor): Tensor {
+  return ctx.be.linear(x, ctx.weights.linears[name], ctx.lora?.[name]?.adapter ?? null);
+}
+
+function linearBack(ctx: LayerContext, name: LinearName, dy: Tensor, x: Tensor, needDx: boolean): Tensor | null {
+  const slot = ctx.lora?.[name];
+  return ctx.be.linearBackward(dy, x, ctx.weights.linears[name], slot?.adapter ?? null, slot?.grads ?? null, needDx);
+}
+
+/** Per-head RMSNorm (Qwen3) over [T, heads*D] viewed as [T*heads, D]. */
+function headNorm(be: Backend, x: Tensor, w: Tensor, heads: number, d: number, eps: number): { y: Tensor; rstd: Tensor } {
+  const t = x.shape[0];
+  const { y, rstd } = be.rmsnorm(be.reshape(x, [t * heads, d]), w, eps);
+  return { y: be.reshape(y, [t, heads * d]), rstd };
+}
+
+export function layerForward(ctx: LayerContext, x: Tensor, keep: boolean): { out: Tensor; acts: LayerActivations | null } {
+  const { be, config: c, weights: w } = ctx;
+  const { numHeads: hq, numKvHeads: hkv, headDim: d } = ctx.attention;
+  const { y: n1, rstd: rstd1 } = be.rmsnorm(x, w.inputNorm, c.rmsNormEps);
+  const qRaw = linearOf(ctx, "q", n1);
+  const kRaw = linearOf(ctx, "k", n1);
+  const v = linearOf(ctx, "v", n1);
+  let qIn = qRaw, kIn = kRaw, rq: Tensor | null = null, rk: Tensor | null = null;
+  if (w.qNorm && w.kNorm) {
+    const qn = headNorm(be, qRaw, w.qNorm, hq, d, c.rmsNormEps);
+    const kn = headNorm(be, kRaw, w.kNorm, hkv, d, c.rmsNormEps);
+    qIn = qn.y; rq = qn.rstd; kIn = kn.y; rk = kn.rstd;
+  }
+  const qr = be.rope(qIn, ctx.positions, ctx.invFreq, hq, d);
+  const kr = be.rope(kIn, ctx.positions, ctx.invFreq, hkv, d);
+  if (qIn !== qRaw) { be.free(qIn); be.free(kIn); }
+  const { o, lse } = be.attention(qr, kr, v, ctx.cuSeqlens, ctx.attention);
+  const attnOut = linearOf(ctx, "o", o);
+  const x2 = be.add(x, attnOut);
+  be.free(attnOut);
+  const { y: n2, rstd: rstd2 } = be.rmsnorm(x2, w.postAttentionNorm, c.rmsNormEps);
+  const g = linearOf(ctx, "gate", n2);
+  const u = linearOf(ctx, "up", n2);
+  const h = be.swiglu(g, u);
+  const mlpOut = linearOf(ctx, "down", h);
+  const out = be.add(x2, mlpOut);
+  be.free(mlpOut);
+  const acts: LayerActivations = { n1, rstd1, qRaw, kRaw, rq, rk, qr, kr, v, o, lse, x2, n2, rstd2, g, u, h };
+  if (keep) return { out, acts };
+  freeActivations(be, acts);
+  return { out, acts: null };
+}
+
+export function freeActivations(be: Backend, a: LayerActivations): void {
+  for (const t of Object.values(a)) if (t && !t.freed) be.free(t);
+}
+
+/**
+ * Backward of one layer from its kept activations: accumulates LoRA gradients and returns the
+ * gradient of the layer input (null when `needDx` is false: the first layer over a frozen embedding).
+ * Frees the activations; does not free dOut or x.
+ */
+export function layerBackward(ctx: LayerContext, x: Tensor, a: LayerActivations, dOut: Tensor, needDx: boolean): Tensor | null {
+  const { be, config: c, weights: w } = ctx;
+  const { numHeads: hq, numKvHeads: hkv, headDim: d } = ctx.attention;
+  const T = x.shape[0];
+  // MLP branch
+  const dH = linearBack(ctx, "down", dOut, a.h, true)!;
+  const { dGate, dUp } = be.swigluBackward(dH, a.g, a.u);
+  be.free(dH);
+  const dn2 = linearBack(ctx, "gate", dGate, a.n2, true)!;
+  const dn2up = linearBack(ctx, "up", dUp, a.n2, true)!;
+  be.addInPlace(dn2, dn2up);
+  for (const t of [dGate, dUp, dn2up, a.h, a.g, a.u]) be.free(t);
+  const dx2Norm = be.rmsnormBackward(dn2, a.x2, w.postAttentionNorm, a.rstd2);
+  const dx2 = be.add(dOut, dx2Norm);
+  for (const t of [dn2, dx2Norm, a.x2, a.n2, a.rstd2]) be.free(t);
+  // attention branch
+  const dO = linearBack(ctx, "o", dx2, a.o, true)!;
+  const { dq, dk, dv } = be.attentionBackward(dO, a.qr, a.kr, a.v, a.o, a.lse, ctx.cuSeqlens, ctx.attention);
+  for (const t of [dO, a.qr, a.kr, a.o, a.lse]) be.free(t);
+  let dqRaw = be.ropeBackward(dq, ctx.positions, ctx.invFreq, hq, d);
+  let dkRaw = be.ropeBackward(dk, ctx.positions, ctx.invFreq, hkv, d);
+  be.free(dq);
+  be.free(dk);
+  if (w.qNorm && w.kNorm && a.rq && a.rk) {
+    const dqn = be.rmsnormBackward(be.reshape(dqRaw, [T * hq, d]), be.reshape(a.qRaw, [T * hq, d]), w.qNorm, a.rq);
+    const dkn = be.rmsnormBackward(be.reshape(dkRaw, [T * hkv, d]), be.reshape(a.kRaw, [T * hkv, d]), w.kNorm, a.rk);
+    for (const t of [dqRaw, dkRaw, a.rq, a.rk]) be.free(t);
+    dqRaw = be.reshape(dqn, [T, hq * d]);
+    dkRaw = be.reshape(dkn, [T, hkv * d]);
+  }
+  const dn1 = linearBack(ctx, "q", dqRaw, a.n1, needDx);
+  const dn1k = linearBack(ctx, "k", dkRaw, a.n1, needDx);
+  const dn1v = linearBack(ctx, "v", dv, a.n1, needDx);
+  for (const t of [dqRaw, dkRaw, dv, a.qRaw, a.kRaw, a.v]) if (!t.freed) be.free(t);
+  let dx: Tensor | null = null;
+  if (needDx && dn1 && dn1k && dn1v) {
+    be.addInPlace(dn1, dn1k);
+    be.addInPlace(dn1, dn1v);
+    dx = be.rmsnormBackward(dn1, x, w.inputNorm, a.rstd1);
+    be.addInPlace(dx, dx2);
+    for (const t of [dn1, dn1k, dn1v]) be.free(t);
+  }
+  for (const t of [dx2, a.n1, a.rstd1]) be.free(t);
+  return dx;
+}

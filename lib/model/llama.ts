@@ -1,0 +1,188 @@
+// The Llama-family causal LM over the Backend: embedding → decoder layers → final norm → LM head
+// with the chunked cross-entropy. Forward and backward are written once here; the checkpoint
+// policy decides what each layer keeps between them.
+import type { AttentionShape, Backend, PendingCopy, Tensor } from "../backend/types.js";
+import type { ModelConfig } from "../formats/hf-config.js";
+import { countTargets, type PackedBatch } from "./batch.js";
+import type { CheckpointPolicy } from "./checkpoint-policy.js";
+import { layerBackward, layerForward, type LayerActivations, type LayerContext } from "./decoder-layer.js";
+import { createLora, freeLora, type LoraOptions, type LoraState } from "./lora.js";
+import { ropeInverseFrequencies } from "./rope-frequencies.js";
+import { uploadInComputeDtype } from "./upload-weights.js";
+import { freeLlamaWeights, type LlamaWeights } from "./weights.js";
+
+/** Tokens per chunk of the fused LM-head cross-entropy: bounds the logits held to chunk × vocab. */
+export const CROSS_ENTROPY_CHUNK_TOKENS = 256;
+
+interface BatchTensors {
+  ids: Tensor;
+  labels: Tensor;
+  positions: Tensor;
+  cuSeqlens: Tensor;
+}
+
+export interface StepResult {
+  /** Σ of per-token losses over target tokens. */
+  lossSum: number;
+  /** Target tokens (labels ≠ −100). */
+  targets: number;
+}
+
+export class LlamaModel {
+  lora: LoraState | null = null;
+  readonly invFreq: Tensor;
+  readonly attention: AttentionShape;
+
+  constructor(readonly be: Backend, readonly config: ModelConfig, readonly weights: LlamaWeights) {
+    this.invFreq = be.upload(ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling), [config.headDim / 2], "f32", "base_weights");
+    this.attention = { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, scale: 1 / Math.sqrt(config.headDim) };
+  }
+
+  attachLora(options: LoraOptions): LoraState {
+    if (this.lora) freeLora(this.be, this.lora);
+    this.lora = createLora(this.be, this.config, options);
+    return this.lora;
+  }
+
+  private upload(b: PackedBatch): BatchTensors {
+    const be = this.be;
+    const T = b.ids.length;
+    return {
+      ids: be.upload(b.ids, [T], "i32", "activations"),
+      labels: be.upload(b.labels, [T], "i32", "activations"),
+      positions: be.upload(b.positions, [T], "i32", "activations"),
+      cuSeqlens: be.upload(b.cuSeqlens, [b.cuSeqlens.length], "i32", "activations"),
+    };
+  }
+
+  private freeBatch(t: BatchTensors): void {
+    for (const x of [t.ids, t.labels, t.positions, t.cuSeqlens]) this.be.free(x);
+  }
+
+  private context(layer: number, t: BatchTensors): LayerContext {
+    return {
+      be: this.be, config: this.config, weights: this.weights.layers[layer], lora: this.lora?.byLayer[layer] ?? null,
+      invFreq: this.invFreq, positions: t.positions, cuSeqlens: t.cuSeqlens, attention: this.attention,
+    };
+  }
+
+  /** Final hidden states (after the last norm is NOT applied) for a batch, without keeping activations. */
+  private runLayers(t: BatchTensors): Tensor {
+    let x = this.be.embedding(this.weights.embed, t.ids);
+    for (let l = 0; l < this.config.numLayers; l++) {
+      const { out } = layerForward(this.context(l, t), x, false);
+      this.be.free(x);
+      x = out;
+    }
+    return x;
+  }
+
+  /** Loss of a batch without gradients. */
+  evaluate(batch: PackedBatch): StepResult {
+    const be = this.be, t = this.upload(batch);
+    const x = this.runLayers(t);
+    const { y, rstd } = be.rmsnorm(x, this.weights.finalNorm, this.config.rmsNormEps);
+    const { lossSum, lse } = be.crossEntropyLmHead(y, this.weights.lmHead, t.labels, CROSS_ENTROPY_CHUNK_TOKENS);
+    const result = { lossSum: be.download(lossSum)[0], targets: countTargets(batch.labels) };
+    for (const z of [x, y, rstd, lossSum, lse]) be.free(z);
+    this.freeBatch(t);
+    return result;
+  }
+
+  /** Logits [vocab] of the last position of one sequence (decoding without a KV cache). */
+  lastTokenLogits(ids: Int32Array): Float32Array {
+    const be = this.be, h = this.config.hiddenSize, T = ids.length;
+    const batch = { ids, labels: new Int32Array(T), positions: Int32Array.from(ids, (_, i) => i), cuSeqlens: Int32Array.from([0, T]) };
+    const t = this.upload(batch);
+    const x = this.runLayers(t);
+    // Only the last row goes through the final norm and the LM head.
+    const last = uploadInComputeDtype(be, be.download(x).subarray((T - 1) * h, T * h), [1, h], "activations");
+    const { y, rstd } = be.rmsnorm(last, this.weights.finalNorm, this.config.rmsNormEps);
+    const logits = be.lmHeadLogits(y, this.weights.lmHead);
+    const out = be.download(logits);
+    for (const z of [x, last, y, rstd, logits]) be.free(z);
+    this.freeBatch(t);
+    return out;
+  }
+
+  /**
+   * Forward and backward of one micro-batch; LoRA gradients are accumulated (+=) scaled by
+   * `gradScale` (d total loss / d Σ token losses, e.g. 1 / targets of the whole accumulated step).
+   */
+  async forwardBackward(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number): Promise<StepResult> {
+    const steps = this.forwardBackwardSteps(batch, policy, gradScale);
+    for (let r = steps.next(); ; r = steps.next()) {
+      if (r.done) return r.value;
+      await r.value.done;
+    }
+  }
+
+  /**
+   * The same computation for backends whose host copies complete when issued (CPU, the memory
+   * planner): runs without yielding to the event loop.
+   */
+  forwardBackwardSync(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number): StepResult {
+    const steps = this.forwardBackwardSteps(batch, policy, gradScale);
+    for (let r = steps.next(); ; r = steps.next()) if (r.done) return r.value;
+  }
+
+  /** The step as a generator that yields each host copy it must wait for. */
+  private *forwardBackwardSteps(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number): Generator<PendingCopy, StepResult, void> {
+    const be = this.be, L = this.config.numLayers, t = this.upload(batch);
+    if (policy === "unsloth" && batch.ids.length < (be.offloadMinTokens ?? 0)) policy = "true";
+    // inputs[l]: layer l's input, on device (off/true) or in the host store (unsloth).
+    const inputs: Tensor[] = [];
+    const kept: (LayerActivations | null)[] = [];
+    let x = be.embedding(this.weights.embed, t.ids);
+    for (let l = 0; l < L; l++) {
+      const offload = policy === "unsloth" ? be.copyToHostAsync(x) : null;
+      const { out, acts } = layerForward(this.context(l, t), x, policy === "off");
+      kept.push(acts);
+      if (offload) {
+        yield offload;
+        be.free(x);
+        inputs.push(offload.tensor);
+      } else inputs.push(x);
+      x = out;
+    }
+    const { y, rstd } = be.rmsnorm(x, this.weights.finalNorm, this.config.rmsNormEps);
+    const { lossSum, lse } = be.crossEntropyLmHead(y, this.weights.lmHead, t.labels, CROSS_ENTROPY_CHUNK_TOKENS);
+    const result = { lossSum: be.download(lossSum)[0], targets: countTargets(batch.labels) };
+    const dy = be.crossEntropyLmHeadBackward(y, this.weights.lmHead, t.labels, lse, gradScale, CROSS_ENTROPY_CHUNK_TOKENS);
+    let dx: Tensor | null = be.rmsnormBackward(dy, x, this.weights.finalNorm, rstd);
+    for (const z of [lossSum, lse, dy, y, rstd, x]) be.free(z);
+
+    let prefetch = policy === "unsloth" && L > 0 ? be.copyToDeviceAsync(inputs[L - 1], "activations") : null;
+    for (let l = L - 1; l >= 0; l--) {
+      let input: Tensor;
+      if (prefetch) {
+        yield prefetch;
+        input = prefetch.tensor;
+        be.free(inputs[l]);
+        prefetch = l > 0 ? be.copyToDeviceAsync(inputs[l - 1], "activations") : null;
+      } else input = inputs[l];
+      const ctx = this.context(l, t);
+      let acts = kept[l];
+      if (!acts) {
+        const re = layerForward(ctx, input, true);
+        be.free(re.out);
+        acts = re.acts!;
+      }
+      const dIn: Tensor | null = layerBackward(ctx, input, acts, dx!, l > 0);
+      be.free(dx!);
+      be.free(input);
+      dx = dIn;
+    }
+    if (dx) be.free(dx);
+    this.freeBatch(t);
+    be.releaseWorkspace();
+    return result;
+  }
+
+  free(): void {
+    if (this.lora) freeLora(this.be, this.lora);
+    this.lora = null;
+    freeLlamaWeights(this.be, this.weights);
+    this.be.free(this.invFreq);
+  }
+}

@@ -1,0 +1,45 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { CpuBackend } from "../../lib/backend/cpu/backend.js";
+import { MEMORY_CATEGORIES } from "../../lib/backend/types.js";
+import { engineAllocationPlan, planTrainingStep } from "../../lib/memory/estimate-plan.js";
+import { packSamples } from "../../lib/model/batch.js";
+import type { CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
+import { loraParams } from "../../lib/model/lora.js";
+import { AdamWState } from "../../lib/train/optimizer.js";
+import { randomModel, randomTokens, tinyConfig } from "./random-model.js";
+
+describe("the engine's allocation plan", () => {
+  for (const family of ["llama", "qwen3"] as const) {
+    for (const checkpoint of ["off", "true", "unsloth"] as CheckpointPolicy[]) {
+      it(`equals the CPU backend's measured peaks (${family}, checkpoint ${checkpoint})`, async () => {
+        const config = tinyConfig(family, { num_hidden_layers: 3 });
+        const settings = { batch: 2, seq: 150, r: 4, targets: ["q", "v", "down"], checkpoint };
+        const be = new CpuBackend();
+        const model = randomModel(be, config, 1, "nf4");
+        model.attachLora({ r: settings.r, targets: settings.targets });
+        const { params, grads } = loraParams(model.lora!);
+        new AdamWState(be, params, grads);
+        const batch = packSamples([0, 1].map((i) => ({ ids: randomTokens(i, settings.seq, config.vocabSize) })));
+        await model.forwardBackward(batch, checkpoint, 1);
+        const measured = be.memory().peak;
+        const planned = planTrainingStep(config, settings, "f32");
+        for (const c of MEMORY_CATEGORIES) assert.equal(planned[c], measured[c], `${c}: planned ${planned[c]}, measured ${measured[c]}`);
+      });
+    }
+  }
+
+  it("plans an 8B-shaped step in bf16 without allocating it, with activations ordered off > true > unsloth", () => {
+    const shape = { hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, numHeads: 32, numKvHeads: 8, headDim: 128, vocabSize: 128256, tieWordEmbeddings: false };
+    const plan = engineAllocationPlan("bf16");
+    const s = { batch: 1, seq: 2048, r: 16, targets: ["q", "k", "v", "o", "gate", "up", "down"] };
+    const off = plan(shape, { ...s, checkpoint: "off" }), full = plan(shape, { ...s, checkpoint: "true" }), uns = plan(shape, { ...s, checkpoint: "unsloth" });
+    // NF4 base ≈ 0.5 byte per linear parameter plus 16-bit embeddings and LM head: about 5.5 GB for Llama-3.1-8B.
+    assert.ok(off.base_weights > 5.0e9 && off.base_weights < 6.0e9, `base ${off.base_weights}`);
+    // LoRA r=16 on all linears of the 8B: 42M parameters; fp32 weights + grads, AdamW 2 × fp32.
+    assert.equal(off.adapters, 2 * 4 * 41943040);
+    assert.equal(off.optimizer, 2 * 4 * 41943040);
+    assert.ok(off.activations > full.activations && full.activations > uns.activations);
+    assert.equal(uns.offload_host, 32 * 2048 * 4096 * 2);
+  });
+});
