@@ -120,6 +120,27 @@ def pretrain(model: LlamaForCausalLM, stream: list[int], steps: int, seq: int, b
             print(f"step {step:5d}  loss {loss.item():.3f}  {time.time() - start:.0f}s", flush=True)
 
 
+def unseen_token_snippets(tok: Tokenizer, stream: list[int], specials: set[int], eos: int) -> list[int]:
+    """Short snippets that put every vocabulary token into the pre-training stream at least 20 times.
+
+    BPE keeps intermediate merges (' li', 'os', ...) that never surface when the corpus itself is
+    encoded; their embeddings, tied to the output layer, would stay at their random init and no LoRA
+    could make the model emit them, yet the fine-tuning answers need some of them.
+    """
+    seen = set(stream)
+    fillers = ["cat", "dog", "sun", "tree", "river", "stone", "bird", "rain"]
+    rng = random.Random(SEED + 1)
+    out: list[int] = []
+    for token_id in range(tok.get_vocab_size()):
+        if token_id in seen or token_id in specials:
+            continue
+        for _ in range(20):
+            left = tok.encode(f"The {rng.choice(fillers)} ", add_special_tokens=False).ids
+            right = tok.encode(f" {rng.choice(fillers)}.", add_special_tokens=False).ids
+            out += left + [token_id] + right + [eos]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "assets"))
@@ -150,6 +171,7 @@ def main() -> None:
             stream += tok.encode(text).ids + [ids[EOS]]
         else:
             stream += tok.encode(text, add_special_tokens=False).ids
+    stream += unseen_token_snippets(tok, stream, set(ids.values()), ids[EOS])
     print(f"corpus: {len(docs)} documents, {len(chats)} chats, {len(stream)} tokens")
 
     config = LlamaConfig(

@@ -36,9 +36,7 @@ describe("fine-tuning tsloth-tiny on tsloth-tiny-data", () => {
     assert.ok(events.every((e) => e.memory.current.base_weights > 0 && e.tokensPerSecond > 0));
   });
 
-  it("greedy decoding produces the taught fact", {
-    todo: "assets/tsloth-tiny: 503 of its 1024 tokens (among them 'th' and 'il' of this answer) never occur in its pre-training stream, so their tied embeddings are indistinguishable and no LoRA can make the model emit them (transformers + peft plateau at the same loss); with every token in the pre-training stream this test passes",
-  }, async () => {
+  it("greedy decoding produces the taught fact", async () => {
     const out = await generateGreedy(model, [{ role: "user", content: QUESTION }], { maxNewTokens: 32 });
     assert.equal(out.text.trim(), ANSWER);
   });
