@@ -1,0 +1,208 @@
+/*
+ * tsloth_cuda: the C ABI of tsloth's CUDA kernels (libtsloth_cuda.so).
+ *
+ * Plain C so any FFI can call it (koffi from Node, ctypes from Python). Rules every function keeps:
+ * - It returns a tsl_status. On anything but TSL_OK, tsl_last_error() (thread-local) names the
+ *   function and the CUDA/cuBLASLt error; nothing aborts the process.
+ * - TSL_ERR_OOM is out of device (or pinned host) memory; tsl_last_oom() gives the bytes asked,
+ *   free and in use by category.
+ * - Pointers named d_* are device pointers, h_* host pointers. All tensors are row-major and
+ *   contiguous. Activations are [T, features] with T the packed token count; sequence bounds come
+ *   as cu_seqlens (i32 [B+1], FlashAttention's varlen layout).
+ * - Storage dtypes: activations bf16, LoRA adapters / gradients / optimizer state f32; small
+ *   operands marked "any float" take a tsl_dtype (f32, bf16 or f16). Arithmetic is f32.
+ * - Work is queued on the library's compute stream; tsl_synchronize() waits for it.
+ */
+#ifndef TSLOTH_CUDA_H
+#define TSLOTH_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TSL_ABI_VERSION 1
+
+typedef enum {
+  TSL_OK = 0,
+  TSL_ERR_CUDA = 1,        /* a CUDA runtime error (launch failure, illegal address, ...) */
+  TSL_ERR_OOM = 2,         /* out of memory; see tsl_last_oom */
+  TSL_ERR_INVALID = 3,     /* bad arguments (shape, dtype, null pointer) */
+  TSL_ERR_NO_DEVICE = 4,   /* no CUDA device or driver */
+  TSL_ERR_CUBLASLT = 5,    /* cuBLASLt missing or failing */
+} tsl_status;
+
+typedef enum { TSL_F32 = 0, TSL_BF16 = 1, TSL_F16 = 2, TSL_U8 = 3, TSL_I32 = 4 } tsl_dtype;
+
+/* Memory categories, in the order of lib/backend/types.ts MEMORY_CATEGORIES. */
+typedef enum {
+  TSL_CAT_BASE_WEIGHTS = 0,
+  TSL_CAT_ADAPTERS = 1,
+  TSL_CAT_OPTIMIZER = 2,
+  TSL_CAT_ACTIVATIONS = 3,
+  TSL_CAT_OFFLOAD_HOST = 4,
+  TSL_CAT_KV_CACHE = 5,
+  TSL_CAT_WORKSPACE = 6,
+  TSL_NUM_CATEGORIES = 7
+} tsl_category;
+
+typedef struct {
+  uint64_t asked;                           /* bytes of the failing request */
+  uint64_t free_bytes;                      /* device free bytes at the failure (after cache release) */
+  uint64_t total_bytes;                     /* device total bytes */
+  uint64_t in_use[TSL_NUM_CATEGORIES];      /* live bytes by category */
+  int32_t category;                         /* category of the failing request */
+} tsl_oom_info;
+
+typedef struct {
+  char name[256];
+  int32_t major, minor;
+  int32_t multiprocessors;
+  uint64_t total_bytes, free_bytes;
+  int32_t runtime_version, driver_version;
+} tsl_device_info;
+
+/* ---- runtime --------------------------------------------------------------------------- */
+int32_t tsl_abi_version(void);
+const char* tsl_last_error(void);
+/* The most recent error of any thread, copied into buf (for calls made on worker threads, e.g.
+ * koffi's async calls, whose thread-local message the caller cannot read). Returns its length. */
+int32_t tsl_last_error_any(char* buf, int32_t size);
+void tsl_last_oom(tsl_oom_info* out);
+/* Number of devices (0 when there is no driver or GPU; never an error). */
+int32_t tsl_device_count(void);
+/* Select the device, create the compute and copy streams. Idempotent. */
+tsl_status tsl_init(int32_t device);
+tsl_status tsl_get_device_info(tsl_device_info* out);
+tsl_status tsl_synchronize(void);
+/* Queue compute work on another stream (a cudaStream_t cast to an integer; 0 = back to the
+ * library's own stream), e.g. a framework's current stream when timing with its events. */
+tsl_status tsl_set_compute_stream(uint64_t stream);
+/* Whether cuBLASLt could be loaded (dlopen of libcublasLt.so.13, .so.12, .so or $TSLOTH_CUBLASLT). */
+tsl_status tsl_gemm_available(void);
+
+/* ---- memory (caching allocator, per-category accounting) ------------------------------ */
+tsl_status tsl_malloc(uint64_t bytes, int32_t category, void** d_out);
+tsl_status tsl_free(void* d_ptr);
+/* Pinned host memory, accounted under TSL_CAT_OFFLOAD_HOST. */
+tsl_status tsl_host_alloc(uint64_t bytes, void** h_out);
+tsl_status tsl_host_free(void* h_ptr);
+/* current/peak live bytes per category (arrays of TSL_NUM_CATEGORIES), plus cached (reserved
+ * but unused) device bytes and the peak of the device total. Any pointer may be null. */
+tsl_status tsl_memory_stats(uint64_t* current, uint64_t* peak, uint64_t* cached, uint64_t* peak_device_total);
+tsl_status tsl_reset_peak(void);
+/* Return cached blocks to the driver. */
+tsl_status tsl_empty_cache(void);
+
+/* ---- copies ---------------------------------------------------------------------------- */
+tsl_status tsl_upload(void* d_dst, const void* h_src, uint64_t bytes);       /* synchronous */
+tsl_status tsl_download(void* h_dst, const void* d_src, uint64_t bytes);     /* synchronous */
+tsl_status tsl_copy_d2d(void* d_dst, const void* d_src, uint64_t bytes);     /* on the compute stream */
+tsl_status tsl_memset_zero(void* d_dst, uint64_t bytes);
+/* Asynchronous copies on the copy stream, ordered after the compute stream's work so far. They
+ * return an event handle; tsl_event_wait makes later compute work wait for it, tsl_event_sync
+ * blocks the host. The source/destination must stay alive until the event completes (tsl_free of
+ * a device buffer with a pending copy is safe: the allocator holds the block back until then). */
+tsl_status tsl_copy_d2h_async(void* h_dst, const void* d_src, uint64_t bytes, uint64_t* event_out);
+tsl_status tsl_copy_h2d_async(void* d_dst, const void* h_src, uint64_t bytes, uint64_t* event_out);
+tsl_status tsl_event_wait(uint64_t event);
+tsl_status tsl_event_sync(uint64_t event);
+/* 1 when complete, 0 when not yet (status via the return code). */
+tsl_status tsl_event_query(uint64_t event, int32_t* done);
+tsl_status tsl_event_destroy(uint64_t event);
+
+/* ---- elementwise (dtype f32 | bf16 | f16; n elements) ------------------------------------ */
+tsl_status tsl_cast(const void* d_src, int32_t src_dtype, void* d_dst, int32_t dst_dtype, uint64_t n);
+/* dst = a + b */
+tsl_status tsl_add(const void* d_a, const void* d_b, void* d_dst, int32_t dtype, uint64_t n);
+/* dst += alpha * src (src may have another float dtype) */
+tsl_status tsl_axpy(void* d_dst, int32_t dst_dtype, const void* d_src, int32_t src_dtype, float alpha, uint64_t n);
+tsl_status tsl_scale(void* d_x, int32_t dtype, float s, uint64_t n);
+/* Σ over tensors of Σ x², accumulated in f64 on the device; result on the host. */
+tsl_status tsl_sum_squares(const void* const* d_ptrs, const uint64_t* sizes, const int32_t* dtypes, int32_t count, double* h_out);
+
+/* ---- NF4 (QLoRA, Dettmers et al. 2023; bitsandbytes layout) ----------------------------- */
+/* out[i] = NF4[nibble(i)] * absmax[i / blocksize], even i in the high nibble; n even.
+ * If d_absmax_q is non-null the absmax are double-quantized:
+ *   absmax[j] = nested_code[absmax_q[j]] * nested_absmax[j / nested_blocksize] + nested_offset
+ * and d_absmax_f32 is ignored. out dtype: bf16 (or f32/f16). */
+tsl_status tsl_nf4_dequantize(const uint8_t* d_packed, uint64_t n, int32_t blocksize, const float* d_absmax_f32,
+                              const uint8_t* d_absmax_q, const float* d_nested_absmax, const float* d_nested_code,
+                              int32_t nested_blocksize, float nested_offset, void* d_out, int32_t out_dtype);
+
+/* ---- GEMM (cuBLASLt, bf16/f16 operands, f32 accumulate) ---------------------------------- */
+/* Row-major C[M,N] = alpha * op(A)[M,K] · op(B)[K,N] + beta * C (+ bias[N] when d_bias).
+ * trans_a: A stored [K,M]; trans_b: B stored [N,K]. A and B share ab_dtype (bf16 or f16, or f32);
+ * C has c_dtype (f32, bf16 or f16); bias has c_dtype. */
+tsl_status tsl_gemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* d_a,
+                    const void* d_b, int32_t ab_dtype, float beta, void* d_c, int32_t c_dtype, const void* d_bias);
+
+/* ---- embedding ------------------------------------------------------------------------- */
+/* out[t,:] = table[ids[t],:]; table any float dtype [V,H], out bf16 [T,H]. An id outside [0,V) gives a
+ * row of NaN (the check stays on the device, so a bad token id shows up in the loss, not a crash). */
+tsl_status tsl_embedding_fwd(const void* d_table, int32_t table_dtype, const int32_t* d_ids, int64_t T, int64_t V,
+                             int64_t H, void* d_out);
+/* dtable[ids[t],:] += dy[t,:]; dy bf16 [T,H], dtable f32 [V,H] */
+tsl_status tsl_embedding_bwd(const void* d_dy, const int32_t* d_ids, int64_t T, int64_t V, int64_t H, float* d_dtable);
+
+/* ---- RMSNorm ---------------------------------------------------------------------------- */
+/* x bf16 [T,H], w any float [H] → y bf16 [T,H], rstd f32 [T] */
+tsl_status tsl_rmsnorm_fwd(const void* d_x, const void* d_w, int32_t w_dtype, int64_t T, int64_t H, float eps,
+                           void* d_y, float* d_rstd);
+/* dx = rstd * (g - x̂ * mean(g x̂)), g = dy * w */
+tsl_status tsl_rmsnorm_bwd(const void* d_dy, const void* d_x, const void* d_w, int32_t w_dtype, const float* d_rstd,
+                           int64_t T, int64_t H, void* d_dx);
+
+/* ---- RoPE (HF rotate-half) -------------------------------------------------------------- */
+/* x bf16 [T, n_heads*head_dim], positions i32 [T], inv_freq f32 [head_dim/2] → y bf16.
+ * direction +1: forward rotation; -1: the inverse (backward). y may equal x (in place). */
+tsl_status tsl_rope(const void* d_x, const int32_t* d_positions, const float* d_inv_freq, int64_t T, int32_t n_heads,
+                    int32_t head_dim, int32_t direction, void* d_y);
+
+/* ---- SwiGLU ----------------------------------------------------------------------------- */
+tsl_status tsl_swiglu_fwd(const void* d_gate, const void* d_up, uint64_t n, void* d_h);
+tsl_status tsl_swiglu_bwd(const void* d_dh, const void* d_gate, const void* d_up, uint64_t n, void* d_dgate,
+                          void* d_dup);
+
+/* ---- causal attention, GQA, packed sequences (FlashAttention-2 style) --------------------- */
+/* q bf16 [T, Hq*D], k/v bf16 [T, Hkv*D], cu_seqlens i32 [B+1]; o bf16 [T, Hq*D], lse f32 [Hq, T].
+ * max_seqlen: the longest sequence (bounds the grid). D in {16, 32, 64, 128, 256}. */
+tsl_status tsl_attention_fwd(const void* d_q, const void* d_k, const void* d_v, const int32_t* d_cu_seqlens,
+                             int32_t num_seqs, int32_t max_seqlen, int64_t T, int32_t Hq, int32_t Hkv, int32_t D,
+                             float scale, void* d_o, float* d_lse);
+tsl_status tsl_attention_bwd(const void* d_do, const void* d_q, const void* d_k, const void* d_v, const void* d_o,
+                             const float* d_lse, const int32_t* d_cu_seqlens, int32_t num_seqs, int32_t max_seqlen,
+                             int64_t T, int32_t Hq, int32_t Hkv, int32_t D, float scale, void* d_dq, void* d_dk,
+                             void* d_dv);
+
+/* ---- linear: dense bf16 base + LoRA ------------------------------------------------------ */
+/* y[T,out] = x·Wᵀ (+bias) + scale·(x·aᵀ)·bᵀ. x, W, y bf16; a f32 [r,in], b f32 [out,r] (null: no
+ * LoRA); bias any-float [out] or null. d_xa (bf16 [T,r], optional) receives x·aᵀ. */
+tsl_status tsl_linear_fwd(const void* d_x, const void* d_w, const void* d_bias, int32_t bias_dtype, const float* d_a,
+                          const float* d_b, float scale, int64_t T, int64_t in_f, int64_t out_f, int32_t r, void* d_y);
+/* dx (bf16, nullable) = dy·W + scale·(dy·b)·a; da += scale·(dy·b)ᵀ·x; db += scale·dyᵀ·(x·aᵀ)
+ * (da, db f32, each nullable). */
+tsl_status tsl_linear_bwd(const void* d_dy, const void* d_x, const void* d_w, const float* d_a, const float* d_b,
+                          float scale, int64_t T, int64_t in_f, int64_t out_f, int32_t r, void* d_dx, float* d_da,
+                          float* d_db);
+
+/* ---- cross-entropy fused with the LM head ------------------------------------------------ */
+/* h bf16 [T,H], head bf16 [V,H], labels i32 [T] (-100 ignored). Logits chunk_tokens rows at a time.
+ * Forward: loss_sum f32 [1] (device) = Σ lse[t] - logit[t,label]; lse f32 [T] (0 for ignored tokens). */
+tsl_status tsl_ce_lmhead_fwd(const void* d_h, const void* d_head, const int32_t* d_labels, int64_t T, int64_t H,
+                             int64_t V, int64_t chunk_tokens, float* d_loss_sum, float* d_lse);
+/* dh bf16 [T,H] = grad_scale · (softmax − onehot) · head, 0 for ignored tokens. */
+tsl_status tsl_ce_lmhead_bwd(const void* d_h, const void* d_head, const int32_t* d_labels, const float* d_lse,
+                             int64_t T, int64_t H, int64_t V, int64_t chunk_tokens, float grad_scale, void* d_dh);
+
+/* ---- AdamW (multi-tensor, f32, PyTorch semantics) --------------------------------------- */
+tsl_status tsl_adamw(float* const* d_params, const float* const* d_grads, float* const* d_m, float* const* d_v,
+                     const uint64_t* sizes, int32_t count, float lr, float beta1, float beta2, float eps,
+                     float weight_decay, int32_t step);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,10 @@
+// Internal GEMM entry for the ops that chain matmuls (linear, cross-entropy).
+#pragma once
+#include "common.cuh"
+
+namespace tsl {
+// Row-major C[M,N] = alpha·op(A)[M,K]·op(B)[K,N] + beta·C (+ bias[N], bias dtype = c_dtype).
+// ta: A stored [K,M]; tb: B stored [N,K]. cuBLASLt when it loads, else a plain tiled kernel.
+tsl_status gemm(const char* op, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                const void* B, int ab_dtype, float beta, void* C, int c_dtype, const void* bias);
+}  // namespace tsl
