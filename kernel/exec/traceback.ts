@@ -6,8 +6,9 @@ import { CellSyntaxError } from "./transpile.js";
 import { join, sep } from "node:path";
 import { projectRoot } from "../../lib/paths.js";
 
-// Frames of the kernel itself say nothing about the user's code.
-const KERNEL_DIRS = [join(projectRoot(), "kernel") + sep, join(projectRoot(), "dist", "kernel") + sep, join(projectRoot(), "node_modules") + sep];
+// Frames of the kernel and of the engine say nothing about the user's code: an engine error reaches
+// the user as its message (what was wrong, what to do), never as a stack from inside tsloth.
+const KERNEL_DIRS = ["kernel", "lib", join("dist", "kernel"), join("dist", "lib"), "node_modules"].map((d) => join(projectRoot(), d) + sep);
 
 export interface CellRecord {
   /** What the frontend shows as the cell's label: In[label]. */

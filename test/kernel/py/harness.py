@@ -45,11 +45,11 @@ def shell_reply(kc, msg_id, timeout=TIMEOUT):
             return msg
 
 
-def run(kc, code, **kwargs):
+def run(kc, code, timeout=TIMEOUT, **kwargs):
     """Executes code; returns (reply content, iopub messages without status)."""
     msg_id = kc.execute(code, **kwargs)
-    reply = shell_reply(kc, msg_id)
-    msgs = collect(kc, msg_id)
+    reply = shell_reply(kc, msg_id, timeout)
+    msgs = collect(kc, msg_id, timeout)
     return reply["content"], [m for m in msgs if m["msg_type"] != "status"]
 
 
