@@ -1,5 +1,6 @@
 // The `tsloth` command. Subcommands live in one table: adding one is one entry here and one
 // file in kernel/commands/.
+import { demoCommand } from "./commands/demo.js";
 import { installCommand, uninstallCommand } from "./commands/install.js";
 import { kernelCommand } from "./commands/kernel.js";
 import { runNotebookCommand } from "./commands/run-notebook.js";
@@ -16,6 +17,7 @@ export const subcommands: Record<string, Subcommand> = {
   install: installCommand,
   uninstall: uninstallCommand,
   run: runNotebookCommand,
+  demo: demoCommand,
 };
 
 /** Lets another module add a subcommand (e.g. `tsloth demo`, `tsloth train`). */
