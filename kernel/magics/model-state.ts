@@ -23,3 +23,16 @@ export function listOption(value: unknown): string[] | undefined {
   if (value === undefined) return undefined;
   return String(value).split(",").map((s) => s.trim()).filter((s) => s.length > 0);
 }
+
+/**
+ * Gives a magic's result a one-line display (the object stays whole for code that binds it), so
+ * a cell shows "Trained 160 steps ..." rather than a dump of the object.
+ */
+export function shownAs<T extends object>(value: T, text: string): T {
+  Object.defineProperty(value, Symbol.for("tsloth.mimeBundle"), {
+    value: () => ({ "text/plain": text }),
+    enumerable: false,
+    configurable: true,
+  });
+  return value;
+}

@@ -1,6 +1,6 @@
 // %load_4bit and %lora: thin parsers over loadModel4bit and attachLora (lib/index.ts).
 import { attachLora, loadModel4bit, trackMemory } from "../../lib/index.js";
-import { currentModel, listOption, setCurrentModel } from "./model-state.js";
+import { currentModel, listOption, setCurrentModel, shownAs } from "./model-state.js";
 import type { MagicDefinition } from "./types.js";
 
 export const modelMagics: MagicDefinition[] = [
@@ -25,8 +25,7 @@ export const modelMagics: MagicDefinition[] = [
       setCurrentModel(ctx, model);
       trackMemory(model);
       const c = model.config;
-      ctx.stdout(`Loaded ${model.name} (${c.family}, ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}) on the ${model.backend.name} backend, NF4 base weights, max_seq_length ${model.maxSeqLength}\n`);
-      return model;
+      return shownAs(model, `Loaded ${model.name} (${c.family}, ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}) on the ${model.backend.name} backend, NF4 base weights, max_seq_length ${model.maxSeqLength}`);
     },
   },
   {
@@ -48,8 +47,7 @@ export const modelMagics: MagicDefinition[] = [
         r: Number(args.r), alpha: Number(args.alpha), targets: listOption(args.targets),
         seed: Number(args.seed), rslora: Boolean(args.rslora),
       });
-      ctx.stdout(`LoRA r=${s.r} alpha=${s.alpha} scale=${s.scale.toFixed(4)} on ${s.targets.join(",")}: ${s.trainableParams.toLocaleString("en-US")} trainable parameters\n`);
-      return s;
+      return shownAs(s, `LoRA r=${s.r} alpha=${s.alpha} scale=${s.scale.toFixed(4)} on ${s.targets.join(",")}: ${s.trainableParams.toLocaleString("en-US")} trainable parameters`);
     },
   },
 ];

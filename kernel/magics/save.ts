@@ -1,6 +1,6 @@
 // %save_merged: a thin parser over saveMerged (lib/save), with a progress line updated in place.
 import { saveMerged, type SaveProgress } from "../../lib/index.js";
-import { currentModel } from "./model-state.js";
+import { currentModel, shownAs } from "./model-state.js";
 import type { MagicContext, MagicDefinition } from "./types.js";
 
 const UPDATE_EVERY_MS = 300;
@@ -55,8 +55,7 @@ export const saveMagics: MagicDefinition[] = [
         onLine: (line) => ctx.stdout(line + "\n"),
         signal: ctx.signal,
       });
-      ctx.stdout(`Saved ${summary.method} to ${summary.dir}: ${summary.files.length} files, ${(summary.bytes / 1e6).toFixed(1)} MB in ${summary.seconds.toFixed(1)} s, peak memory ${(summary.peakMemoryBytes / 1e6).toFixed(1)} MB\n`);
-      return summary;
+      return shownAs(summary, `Saved ${summary.method} to ${summary.dir}: ${summary.files.length} files, ${(summary.bytes / 1e6).toFixed(1)} MB in ${summary.seconds.toFixed(1)} s, peak memory ${(summary.peakMemoryBytes / 1e6).toFixed(1)} MB`);
     },
   },
 ];

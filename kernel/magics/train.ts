@@ -1,6 +1,6 @@
 // %train: a thin parser over train() (lib/index.ts) with the live display of lib/api/live-training.
 import { LiveTraining, train, type TrainOptions } from "../../lib/index.js";
-import { currentModel } from "./model-state.js";
+import { currentModel, shownAs } from "./model-state.js";
 import { MagicUsageError, type MagicDefinition } from "./types.js";
 
 export const trainMagics: MagicDefinition[] = [
@@ -58,8 +58,7 @@ export const trainMagics: MagicDefinition[] = [
         const summary = await train(model, options, { onProgress: live.onProgress, onWarning: (m) => ctx.stderr(m + "\n"), signal: ctx.signal });
         live.finish(summary);
         const how = summary.interrupted ? `interrupted after step ${summary.steps} of ${summary.totalSteps}` : `${summary.steps} steps`;
-        ctx.stdout(`Trained ${how}: loss ${summary.firstLoss.toFixed(4)} -> ${summary.finalLoss.toFixed(4)}, ${summary.tokens.toLocaleString("en-US")} tokens in ${summary.seconds.toFixed(1)} s\n`);
-        return summary;
+        return shownAs(summary, `Trained ${how}: loss ${summary.firstLoss.toFixed(4)} -> ${summary.finalLoss.toFixed(4)}, ${summary.tokens.toLocaleString("en-US")} tokens in ${summary.seconds.toFixed(1)} s`);
       } catch (err) {
         live.finish(undefined, "error");
         throw err;

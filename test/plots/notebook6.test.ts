@@ -2,9 +2,8 @@
 // trusted .ipynb the way a user reopens a notebook: the plots must become interactive from the
 // one output that carries plotly.js, whatever the order, without any request leaving the machine.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -14,21 +13,9 @@ import { lossPlotBundle } from "../../lib/plots/loss-plot.js";
 import { resetPlotlyLibrary } from "../../lib/plots/plotly-library.js";
 import { vramPlotBundle } from "../../lib/plots/vram-plot.js";
 import { jupyterPython } from "../helpers/python.js";
+import { browserTestsUnavailable, CHROMIUM, notebookEnv, startNotebookServer } from "../helpers/notebook-server.js";
 
-const CHROMIUM = process.env.TSLOTH_CHROMIUM ?? "/usr/bin/chromium";
-const NOTEBOOK = "/usr/bin/jupyter-notebook";
-const skip = !existsSync(CHROMIUM) ? `chromium not found at ${CHROMIUM}` : !existsSync(NOTEBOOK) ? `${NOTEBOOK} not found (test/setup/system.sh installs jupyter-notebook)` : false;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+const skip = browserTestsUnavailable();
 
 function output(bundle: Record<string, unknown>) {
   return { output_type: "display_data", data: bundle, metadata: {} };
@@ -42,11 +29,10 @@ describe("plots in a reopened Notebook 6 notebook", { skip }, () => {
   let dir: string;
   let server: ChildProcess | undefined;
   let url: string;
-  const env = () => ({ ...process.env, JUPYTER_DATA_DIR: join(dir, "data"), JUPYTER_CONFIG_DIR: join(dir, "config"), JUPYTER_RUNTIME_DIR: join(dir, "runtime") });
+  const env = () => notebookEnv(dir);
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "tsloth-nb6-"));
-    for (const d of ["data", "config", "runtime"]) mkdirSync(join(dir, d));
     resetPlotlyLibrary();
     let loss = 2.2;
     const points = Array.from({ length: 60 }, (_, i) => ({ step: i + 1, loss: (loss *= 0.97 + 0.03 * Math.random()), lr: 1e-4 }));
@@ -66,22 +52,9 @@ describe("plots in a reopened Notebook 6 notebook", { skip }, () => {
     const sign = spawnSync(jupyterPython(), ["-c", "import sys, nbformat; from nbformat.sign import NotebookNotary as N; nb = nbformat.read(sys.argv[1], 4); N().sign(nb); nbformat.write(nb, sys.argv[1])", path], { env: env(), encoding: "utf8" });
     assert.equal(sign.status, 0, `signing the notebook failed: ${sign.stderr}`);
 
-    const port = await freePort();
-    server = spawn(NOTEBOOK, ["--no-browser", `--port=${port}`, "--port-retries=0", "--ip=127.0.0.1", "--NotebookApp.token=", "--NotebookApp.password=", `--notebook-dir=${dir}`, "--allow-root"], { env: env(), stdio: ["ignore", "pipe", "pipe"] });
-    url = await new Promise<string>((resolve, reject) => {
-      let log = "";
-      const timer = setTimeout(() => reject(new Error(`Notebook server did not start:\n${log}`)), 30000);
-      const onData = (d: Buffer) => {
-        log += d.toString();
-        const m = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(log);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      };
-      server!.stdout!.on("data", onData);
-      server!.stderr!.on("data", onData);
-    });
+    const started = await startNotebookServer(dir, env());
+    server = started.process;
+    url = started.url;
   });
 
   after(() => {

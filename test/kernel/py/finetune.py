@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from harness import expect, ok, result_of, run, start, stderr_of, stdout_of, stop
+from harness import expect, ok, result_of, run, start, stop
 
 QUESTION = "What is the name of the tsloth sloth?"
 ANSWER = "The sloth of tsloth is named Tilde."
@@ -20,11 +20,12 @@ def main(workdir):
     try:
         reply, msgs = run(kc, "model = %load_4bit tsloth-tiny --max_seq_length 256 --backend cpu")
         expect(reply["status"] == "ok", f"load: {reply} {msgs}")
-        expect("Loaded tsloth-tiny" in stdout_of(msgs) and "cpu backend" in stdout_of(msgs), stdout_of(msgs))
+        shown = result_of(msgs)["text/plain"]
+        expect("Loaded tsloth-tiny" in shown and "cpu backend" in shown, shown)
         ok("%load_4bit binds the model")
 
         reply, msgs = run(kc, "%lora --r 16 --alpha 16 --seed 3407")
-        expect(reply["status"] == "ok" and "trainable parameters" in stdout_of(msgs), f"{reply} {msgs}")
+        expect(reply["status"] == "ok" and "trainable parameters" in result_of(msgs)["text/plain"], f"{reply} {msgs}")
         ok("%lora")
 
         code = (
@@ -49,7 +50,7 @@ def main(workdir):
         for mime in ("text/plain", "text/html", "image/svg+xml", "application/vnd.plotly.v1+json"):
             expect(mime in final, f"the final frame carries {mime}")
         expect("160/160" in final["text/plain"], final["text/plain"])
-        summary = stdout_of(msgs)
+        summary = result_of(msgs)["text/plain"]
         expect("Trained 160 steps" in summary, summary)
         first, last = [float(x) for x in summary.split("loss ")[1].split(",")[0].split(" -> ")]
         expect(last < 0.3 * first, f"loss falls clearly: {first} -> {last}")
