@@ -1,13 +1,15 @@
 // tsloth's public API: what notebook cells import as "tsloth" and what the magics call, one
 // function per magic (%load_4bit → loadModel4bit, %lora → attachLora, %train → train,
-// %generate → generateGreedy until the cached decoder lands).
+// %generate → generate).
 import { CpuBackend } from "./backend/cpu/backend.js";
 import { chooseBackend, CudaBackend } from "./backend/cuda/index.js";
 import type { Backend, MemoryReport } from "./backend/types.js";
 import { readHfConfig, type ModelConfig } from "./formats/hf-config.js";
 import { resolveDatasetPath, resolveModelDir } from "./formats/resolve-model.js";
 import { Tokenizer, type ChatMessage } from "./formats/tokenizer.js";
-import { greedyDecode } from "./infer/greedy.js";
+import { decodeWithKvCache, type FinishReason, type KvLayout } from "./infer/decode-loop.js";
+import { resolveSampling, Sampler } from "./infer/sampling.js";
+import { TextStream } from "./infer/text-stream.js";
 import { parseCheckpointPolicy, type CheckpointPolicy } from "./model/checkpoint-policy.js";
 import type { LlamaModel } from "./model/llama.js";
 import { loadLlamaModel } from "./model/load-model.js";
@@ -31,6 +33,9 @@ export { peftLoraKey, type LoraOptions } from "./model/lora.js";
 export type { CheckpointPolicy } from "./model/checkpoint-policy.js";
 export type { TrainProgress, TrainSummary } from "./train/progress.js";
 export { engineAllocationPlan, planTrainingStep } from "./memory/estimate-plan.js";
+export { KV_CACHE_INCREMENT, KV_BLOCK_SIZE } from "./infer/kv-cache.js";
+export { DEFAULT_KV_MEMORY_SHARE } from "./infer/paged-kv-cache.js";
+export type { FinishReason, KvLayout } from "./infer/decode-loop.js";
 
 /** A loaded model: the engine's graph plus what a notebook needs around it. */
 export interface Model {
@@ -160,31 +165,101 @@ export function saveTrainingState(model: Model, dir: string): void {
 }
 
 export interface GenerateOptions {
+  /** New tokens per prompt at most (default 128). Generation also stops at the tokenizer's EOS. */
   maxNewTokens?: number;
+  /** 0 (default): greedy. */
+  temperature?: number;
+  topP?: number;
+  /** 0 keeps every token. */
+  topK?: number;
+  /** > 1 discourages repeating tokens of the prompt and output (1: off). */
+  repetitionPenalty?: number;
+  seed?: number;
+  /** Wrap each string prompt as a user message and apply the model's chat template. */
+  chat?: boolean;
+  /** Stops every sequence cleanly at the next token; what was generated so far is returned. */
   signal?: AbortSignal;
-  onToken?: (text: string) => void;
+  /** Each new piece of complete text (never half a multi-byte character), with the prompt's index. */
+  onText?: (text: string, promptIndex: number) => void;
+  /** Each new token id, with the prompt's index. */
+  onToken?: (id: number, promptIndex: number) => void;
+  /** KV cache layout: "contiguous" (one prompt at a time) or "paged" (all together); default by count. */
+  kvCache?: KvLayout;
+  /** Share of free device memory the paged KV pool may take, like vLLM's gpu_memory_utilization (default 0.9). */
+  gpuMemoryUtilization?: number;
 }
 
 export interface Generation {
   text: string;
   ids: number[];
+  promptTokens: number;
+  finishReason: FinishReason;
 }
 
-/** %generate PROMPT: greedy decoding of a plain prompt, or of a chat through the chat template. */
-export async function generateGreedy(model: Model, prompt: string | ChatMessage[], opts: GenerateOptions = {}): Promise<Generation> {
+export type Prompt = string | ChatMessage[];
+
+function encodePrompt(model: Model, prompt: Prompt, chat: boolean): number[] {
   const tok = model.tokenizer;
-  const promptIds = typeof prompt === "string" ? tok.encode(prompt) : tok.encode(tok.applyChatTemplate(prompt, { addGenerationPrompt: true }), { addSpecialTokens: false });
-  const maxNewTokens = positiveInt("max_new_tokens", opts.maxNewTokens, 64);
-  const room = model.maxSeqLength - promptIds.length;
-  if (room < 1) throw new Error(`tsloth: the prompt is ${promptIds.length} tokens, at or over max_seq_length ${model.maxSeqLength}; shorten it or load with a larger --max_seq_length`);
-  const ids = await greedyDecode(model.engine, promptIds, {
-    maxNewTokens: Math.min(maxNewTokens, room), eosTokenIds: tok.eosTokenIds, signal: opts.signal,
-    onToken: opts.onToken && ((id) => opts.onToken!(tok.decode([id], { skipSpecialTokens: true }))),
+  const messages = typeof prompt === "string" ? (chat ? [{ role: "user", content: prompt }] : null) : prompt;
+  if (!messages) return tok.encode(prompt as string);
+  return tok.encode(tok.applyChatTemplate(messages, { addGenerationPrompt: true }), { addSpecialTokens: false });
+}
+
+/**
+ * %generate "PROMPT" / %%generate: completes one prompt (a string or a chat) or several (an array
+ * of them) with a KV cache, streaming text through `onText`. LoRA adapters, when attached, apply
+ * unmerged.
+ */
+export async function generate(model: Model, prompt: Prompt, opts?: GenerateOptions): Promise<Generation>;
+export async function generate(model: Model, prompts: Prompt[], opts?: GenerateOptions): Promise<Generation[]>;
+export async function generate(model: Model, prompts: Prompt | Prompt[], opts: GenerateOptions = {}): Promise<Generation | Generation[]> {
+  const several = Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] === "string" || Array.isArray(prompts[0]));
+  const list = (several ? prompts : [prompts]) as Prompt[];
+  if (list.length === 0) throw new Error("tsloth: no prompts given; pass a string, a chat, or an array of them");
+  const tok = model.tokenizer;
+  const maxNewTokens = positiveInt("max_new_tokens", opts.maxNewTokens, 128);
+  const encoded = list.map((p) => encodePrompt(model, p, opts.chat ?? false));
+  encoded.forEach((ids, i) => {
+    if (ids.length === 0) throw new Error(`tsloth: prompt ${i} encodes to no tokens; give it some text`);
+    if (ids.length >= model.maxSeqLength)
+      throw new Error(`tsloth: prompt ${i} is ${ids.length} tokens, at or over max_seq_length ${model.maxSeqLength}; shorten it or load with a larger --max_seq_length`);
   });
-  return { text: tok.decode(ids, { skipSpecialTokens: true }), ids };
+  // Each prompt may grow to max_seq_length; the budget is the smaller of that and max_new_tokens.
+  const budget = Math.min(maxNewTokens, model.maxSeqLength - Math.max(...encoded.map((e) => e.length)));
+  const streams = encoded.map(() => new TextStream(tok));
+  const sampler = new Sampler(resolveSampling(opts));
+  const decoded = await decodeWithKvCache(model.engine, encoded, {
+    maxNewTokens: budget, eosTokenIds: tok.eosTokenIds, sampler, layout: opts.kvCache, kvMemoryShare: opts.gpuMemoryUtilization,
+    signal: opts.signal,
+    onToken: (i, id) => {
+      opts.onToken?.(id, i);
+      const text = streams[i].push(id);
+      if (text) opts.onText?.(text, i);
+    },
+  });
+  const out = decoded.map((d, i) => {
+    const rest = streams[i].flush();
+    if (rest) opts.onText?.(rest, i);
+    return { text: tok.decode(d.ids, { skipSpecialTokens: true }), ids: d.ids, promptTokens: encoded[i].length, finishReason: d.finishReason };
+  });
+  return several ? out : out[0];
+}
+
+/** Greedy completion of one prompt (a chat always goes through the chat template); streams text pieces. */
+export async function generateGreedy(
+  model: Model, prompt: Prompt, opts: { maxNewTokens?: number; signal?: AbortSignal; onToken?: (text: string) => void } = {},
+): Promise<Generation> {
+  return generate(model, prompt, { maxNewTokens: opts.maxNewTokens ?? 64, signal: opts.signal, onText: opts.onToken && ((t) => opts.onToken!(t)) });
 }
 
 /** Bytes held by category, current and peak, on the model's backend. */
 export function memoryReport(model: Model): MemoryReport {
   return model.backend.memory();
 }
+
+export { vram, env, estimate, trackMemory, MIME_BUNDLE, type Displayable, type EstimateApiOptions } from "./api/views.js";
+export { LiveTraining, type DisplaySink } from "./api/live-training.js";
+export type { VramSnapshot } from "./memory/vram-snapshot.js";
+export type { MemoryEstimate } from "./memory/estimator.js";
+export type { EnvReport } from "./env/env-report.js";
+export { saveMerged, saveLora, recoverInterruptedSaves, type SaveOptions, type SaveSummary, type SaveProgress } from "./save/index.js";

@@ -202,6 +202,36 @@ tsl_status tsl_adamw(float* const* d_params, const float* const* d_grads, float*
                      const uint64_t* sizes, int32_t count, float lr, float beta1, float beta2, float eps,
                      float weight_decay, int32_t step);
 
+
+/* ---- generation: KV cache and decode (lib/infer) ------------------------------------------ */
+/* KV storage is bf16 rows of width = Hkv*D, grouped in blocks of block_size positions. A layer's
+ * storage is a list of up to TSL_MAX_KV_SEGMENTS segments (host arrays of device pointers
+ * h_k_segs/h_v_segs, each segment h_seg_blocks[s] blocks); block ids number the blocks of the
+ * segments laid end to end. Global slot = block id * block_size + offset in the block. */
+#define TSL_MAX_KV_SEGMENTS 64
+/* Row slots[t] of the segments receives k[t], v[t] (k/v [T, width] of src_dtype, converted to bf16). */
+tsl_status tsl_kv_cache_write(const uint64_t* h_k_segs, const uint64_t* h_v_segs, const int32_t* h_seg_blocks,
+                              int32_t num_segs, int32_t block_size, const void* d_k, const void* d_v, int32_t src_dtype,
+                              const int32_t* d_slots, int64_t T, int32_t width);
+/* Causal GQA attention of q bf16 [T, Hq*D] over the cache (PagedAttention; FlashDecoding's split of
+ * long contexts along the sequence, merged by log-sum-exp). Sequence b owns query rows
+ * d_cu_q[b]..d_cu_q[b+1]-1, the last of its d_context_lens[b] positions; d_block_tables i32
+ * [B, max_blocks]. max_context_len bounds the split. D in {16, 32, 64, 128, 256}. o bf16 [T, Hq*D]. */
+tsl_status tsl_paged_attention(const void* d_q, const uint64_t* h_k_segs, const uint64_t* h_v_segs,
+                               const int32_t* h_seg_blocks, int32_t num_segs, int32_t block_size,
+                               const int32_t* d_block_tables, int32_t max_blocks, const int32_t* d_cu_q,
+                               const int32_t* d_context_lens, int32_t B, int64_t T, int32_t max_context_len, int32_t Hq,
+                               int32_t Hkv, int32_t D, float scale, void* d_o);
+/* Batch-1 decode matrix-vector product with a 4-bit NF4 weight W [out_f, in_f] (bitsandbytes layout,
+ * absmax f32 or double-quantized as in tsl_nf4_dequantize), reading the packed weights once:
+ *   y[o] = Σ_i W[o,i] x[i] (+ bias[o]) (+ scale · Σ_j (x·aᵀ)[j] b[o,j]).
+ * x, y bf16; bias any float or null; LoRA a f32 [r, in_f], b f32 [out_f, r] or null.
+ * in_f must be a multiple of 64 and blocksize a multiple of 32. */
+tsl_status tsl_nf4_gemv(const uint8_t* d_packed, int64_t out_f, int64_t in_f, int32_t blocksize, const float* d_absmax_f32,
+                        const uint8_t* d_absmax_q, const float* d_nested_absmax, const float* d_nested_code,
+                        int32_t nested_blocksize, float nested_offset, const void* d_x, const void* d_bias,
+                        int32_t bias_dtype, const float* d_a, const float* d_b, float scale, int32_t r, void* d_y);
+
 #ifdef __cplusplus
 }
 #endif

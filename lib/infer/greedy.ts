@@ -1,5 +1,6 @@
-// Greedy decoding with a plain loop: each new token re-runs the whole sequence (no KV cache), so
-// it is simple and exact, and slow for long outputs; the cached decoder replaces it for real use.
+// Greedy decoding with a plain loop: each new token re-runs the whole sequence (no KV cache). Simple
+// and exact, and quadratic in the output length: it is the reference the cached decoder
+// (decode-loop.ts) is tested against, not what generate uses.
 import type { LlamaModel } from "../model/llama.js";
 
 export interface GreedyOptions {

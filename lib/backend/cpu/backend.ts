@@ -3,7 +3,8 @@
 import { MemoryAccounting } from "../../memory/accounting.js";
 import {
   elementCount, type AdamWHyper, type AttentionShape, type Backend, type DType, type FrozenLinear, type HostArray,
-  type LoraAdapter, type LoraGrads, type MemoryCategory, type MemoryReport, type PendingCopy, type Tensor,
+  type DecodeBackend, type KvBlockView, type KvSegment, type LoraAdapter, type LoraGrads, type MemoryCategory, type MemoryReport,
+  type PendingCopy, type Tensor,
 } from "../types.js";
 import { adamw } from "./adamw.js";
 import { attention, attentionBackward } from "./attention.js";
@@ -12,6 +13,7 @@ import { add, addInPlace, copyInto, scaleInPlace, sumOfSquares, zeroInPlace } fr
 import { embedding, embeddingBackward } from "./embedding.js";
 import { linear, linearBackward } from "./linear.js";
 import { nf4DequantizeInto } from "./nf4-dequant.js";
+import { kvCacheWrite, pagedAttention } from "./paged-attention.js";
 import { rmsnorm, rmsnormBackward } from "./rmsnorm.js";
 import { rope, ropeBackward } from "./rope.js";
 import { swiglu, swigluBackward } from "./swiglu.js";
@@ -22,15 +24,17 @@ export interface CpuBackendOptions {
   deviceBytes?: number;
 }
 
-export class CpuBackend implements Backend, CpuAlloc {
+export class CpuBackend implements DecodeBackend, CpuAlloc {
   readonly name = "cpu";
   readonly computeDtype = "f32" as const;
   readonly accounting: MemoryAccounting;
+  private readonly deviceBytes: number;
   /** One dequantized NF4 weight kept between a forward and the backward that follows it. */
   private workspace: { base: FrozenLinear; data: Float32Array; tensor: CpuTensor } | null = null;
 
   constructor(opts: CpuBackendOptions = {}) {
-    this.accounting = new MemoryAccounting(opts.deviceBytes ?? Infinity);
+    this.deviceBytes = opts.deviceBytes ?? Infinity;
+    this.accounting = new MemoryAccounting(this.deviceBytes);
   }
 
   private make(shape: readonly number[], dtype: DType, category: MemoryCategory, data?: HostArray): CpuTensor {
@@ -173,5 +177,16 @@ export class CpuBackend implements Backend, CpuAlloc {
 
   adamw(params: readonly Tensor[], grads: readonly Tensor[], m: readonly Tensor[], v: readonly Tensor[], h: AdamWHyper): void {
     adamw(params, grads, m, v, h);
+  }
+
+  kvCacheWrite(segments: readonly KvSegment[], blockSize: number, k: Tensor, v: Tensor, slots: Tensor): void {
+    kvCacheWrite(segments, blockSize, k, v, slots);
+  }
+  pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor {
+    return pagedAttention(this, q, segments, view, cuQueryLens, shape);
+  }
+  freeDeviceBytes(): number {
+    const used = Object.entries(this.accounting.report().current).reduce((a, [c, b]) => (c === "offload_host" ? a : a + b), 0);
+    return this.deviceBytes - used;
   }
 }

@@ -4,10 +4,12 @@
 // the optimizer state stay f32.
 import koffi from "koffi";
 import {
-  elementCount, MEMORY_CATEGORIES, type AdamWHyper, type AttentionShape, type Backend, type DType, type FrozenLinear,
+  elementCount, MEMORY_CATEGORIES, type AdamWHyper, type AttentionShape, type DecodeBackend, type DType, type FrozenLinear,
+  type KvBlockView, type KvSegment,
   type HostArray, type LoraAdapter, type LoraGrads, type MemoryCategory, type MemoryReport, type PendingCopy, type Tensor,
 } from "../types.js";
 import { cudaAvailable } from "./available.js";
+import * as decode from "./decode-ops.js";
 import { crossEntropyLmHead, crossEntropyLmHeadBackward, lmHeadLogits } from "./cross-entropy.js";
 import { LinearOps } from "./linear.js";
 import { callAsync, check, lastErrorAnyThread, native, type Native } from "./native.js";
@@ -19,7 +21,7 @@ const HOST_ARRAY_TYPES: Record<DType, Function> = {
   f32: Float32Array, bf16: Uint16Array, f16: Uint16Array, u8: Uint8Array, i32: Int32Array,
 };
 
-export class CudaBackend implements Backend {
+export class CudaBackend implements DecodeBackend {
   readonly name = "cuda";
   readonly computeDtype = "bf16" as const;
   readonly lib: Native;
@@ -207,4 +209,11 @@ export class CudaBackend implements Backend {
   adamw(params: readonly Tensor[], grads: readonly Tensor[], m: readonly Tensor[], v: readonly Tensor[], h: AdamWHyper): void {
     ops.adamw(this, params, grads, m, v, h);
   }
+  kvCacheWrite(segments: readonly KvSegment[], blockSize: number, k: Tensor, v: Tensor, slots: Tensor): void {
+    decode.kvCacheWrite(this, segments, blockSize, k, v, slots);
+  }
+  pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor {
+    return decode.pagedAttention(this, q, segments, view, cuQueryLens, shape);
+  }
+  freeDeviceBytes(): number { return decode.freeDeviceBytes(this); }
 }

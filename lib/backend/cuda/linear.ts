@@ -3,6 +3,7 @@
 // so a forward followed by its backward (or a recompute) dequantizes once (DESIGN.md).
 import type { FrozenLinear, LoraAdapter, LoraGrads, Nf4Weight, Tensor } from "../types.js";
 import type { CudaBackend } from "./backend.js";
+import { gemvApplies, nf4Gemv } from "./decode-ops.js";
 import { check } from "./native.js";
 import { withDtype } from "./ops.js";
 import { asCuda, CudaTensor, lastDim, rowsOf } from "./tensor.js";
@@ -51,6 +52,8 @@ export class LinearOps {
     const inF = base.weight.inFeatures, outF = base.weight.outFeatures;
     if (lastDim(x) !== inF) throw new Error(`tsloth: linear expects ${inF} input features, found ${lastDim(x)}`);
     const T = rowsOf(x);
+    // Batch-1 decode reads the 4-bit codes once instead of dequantizing W (decode-ops.ts).
+    if (base.weight.kind === "nf4" && gemvApplies(base.weight, T)) return nf4Gemv(this.be, x, base.weight, base.bias, lora);
     const w = this.denseWeight(base);
     const bias = base.bias ? asCuda(base.bias, "bias") : null;
     const { a, b, r } = adapter(lora);

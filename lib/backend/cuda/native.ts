@@ -87,6 +87,14 @@ const SIGNATURES = {
   ceBwd: "int32_t tsl_ce_lmhead_bwd(const void *h, const void *head, const void *labels, const void *lse, int64_t T, int64_t H, int64_t V, int64_t chunk, float gradScale, void *dh)",
   adamw:
     "int32_t tsl_adamw(const uint64_t *params, const uint64_t *grads, const uint64_t *m, const uint64_t *v, const uint64_t *sizes, int32_t count, float lr, float beta1, float beta2, float eps, float wd, int32_t step)",
+  // generation (lib/infer): KV cache writes, attention over the cache, batch-1 NF4 decode
+  kvCacheWrite:
+    "int32_t tsl_kv_cache_write(const uint64_t *kSegs, const uint64_t *vSegs, const int32_t *segBlocks, int32_t nSegs, int32_t blockSize, const void *k, const void *v, int32_t srcDtype, const void *slots, int64_t T, int32_t width)",
+  pagedAttention:
+    "int32_t tsl_paged_attention(const void *q, const uint64_t *kSegs, const uint64_t *vSegs, const int32_t *segBlocks, int32_t nSegs, int32_t blockSize, const void *tables, int32_t maxBlocks, const void *cuQ, const void *contextLens, int32_t B, int64_t T, int32_t maxContextLen, int32_t Hq, int32_t Hkv, int32_t D, float scale, void *o)",
+  nf4Gemv:
+    "int32_t tsl_nf4_gemv(const void *packed, int64_t outF, int64_t inF, int32_t blocksize, const void *absmaxF32, const void *absmaxQ, const void *nestedAbsmax, const void *nestedCode, int32_t nestedBlocksize, float nestedOffset, const void *x, const void *bias, int32_t biasDtype, const void *a, const void *b, float scale, int32_t r, void *y)",
+  deviceInfo: "int32_t tsl_get_device_info(void *out)",
 } as const;
 
 export type Native = { [K in keyof typeof SIGNATURES]: Fn } & { path: string };

@@ -1,0 +1,66 @@
+// Generation throughput of tsloth's CUDA backend on random-init 4-bit Llama shapes: prefill
+// tokens/s, decode tokens/s at batch 1 (contiguous KV cache, fused NF4 matrix-vector) and batch 8
+// (paged KV cache), and the weight-stream bandwidth batch-1 decode achieves (bytes of 4-bit linear
+// weights per step / step time). One JSON line per configuration, in the format of
+// hf_generate_baseline.py so one command prints both on the same card.
+//   node dist/bench/infer/decode-bench.js --shape 8B [--batch 1,8] [--prompt 512] [--new 128]
+// (TSLOTH_BENCH_CPU=1 with --shape tiny runs it on the CPU backend, as a smoke test.)
+import { CpuBackend } from "../../lib/backend/cpu/backend.js";
+import { CudaBackend } from "../../lib/backend/cuda/index.js";
+import { decodeWithKvCache } from "../../lib/infer/decode-loop.js";
+import { resolveSampling, Sampler } from "../../lib/infer/sampling.js";
+import { nf4WeightBytes, randomLlama4bit, shapeConfig } from "./random-llama.js";
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+async function main(): Promise<void> {
+  const shape = arg("shape", "1B"), promptLen = Number(arg("prompt", "512")), newTokens = Number(arg("new", "128"));
+  const config = shapeConfig(shape);
+  const be = process.env.TSLOTH_BENCH_CPU ? new CpuBackend() : new CudaBackend();
+  const model = randomLlama4bit(be, config);
+  for (const batch of arg("batch", "1,8").split(",").map(Number)) await measure(batch);
+  model.free();
+
+  async function measure(batch: number): Promise<void> {
+    const prompts = Array.from({ length: batch }, (_, b) => Array.from({ length: promptLen }, (_, i) => (i * 7919 + b * 104729 + 13) % config.vocabSize));
+    const run = async () => {
+      const stamps: number[] = [];
+      const t0 = performance.now();
+      let lastStep = -1;
+      // A step's tokens arrive together: stamp the first token of each step.
+      let count = 0;
+      await decodeWithKvCache(model, prompts, {
+        maxNewTokens: newTokens, eosTokenIds: [], sampler: new Sampler(resolveSampling({})), layout: batch === 1 ? "contiguous" : "paged",
+        onToken: () => {
+          const step = Math.floor(count++ / batch);
+          if (step !== lastStep) { stamps.push(performance.now()); lastStep = step; }
+        },
+      });
+      return { prefillS: (stamps[0] - t0) / 1000, decodeS: (stamps[stamps.length - 1] - stamps[0]) / 1000, steps: stamps.length - 1 };
+    };
+    await run(); // warm-up: cuBLASLt plans, allocator cache
+    be.resetPeak();
+    const r = await run();
+    const stepS = r.decodeS / r.steps;
+    const weightBytes = nf4WeightBytes(config);
+    const mem = be.memory();
+    console.log(JSON.stringify({
+      impl: `tsloth-${be.name} nf4`, shape, batch, prompt: promptLen, new_tokens: newTokens,
+      prefill_tokens_per_s: Math.round((batch * promptLen) / r.prefillS),
+      decode_tokens_per_s: Math.round((batch * r.steps) / r.decodeS),
+      decode_step_ms: +(stepS * 1000).toFixed(3),
+      nf4_weight_gb: +(weightBytes / 1e9).toFixed(3),
+      weight_stream_gb_per_s: Math.round(weightBytes / stepS / 1e9),
+      peak_gib: +(mem.peakDeviceTotal / 2 ** 30).toFixed(2),
+      kv_cache_peak_gib: +(mem.peak.kv_cache / 2 ** 30).toFixed(3),
+    }));
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

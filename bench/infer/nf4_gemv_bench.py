@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Weight-stream bandwidth of tsl_nf4_gemv (batch-1 NF4 decode) on the Llama-3.1-8B projection
+shapes, beside the card's copy bandwidth measured in the same run (1 GiB device copy_, bytes read +
+written) and PyTorch's bf16 matrix-vector product on the same shape (the 16-bit alternative).
+Bytes counted: packed codes + 8-bit absmax + nested absmax (what the kernel must read). Each timed
+call reads another copy of the weights, cycling through more than L2 holds, so the numbers are
+HBM's, as in a real decode step where every layer's weights are new.
+  python3 bench/infer/nf4_gemv_bench.py
+"""
+import ctypes
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "kernels-cuda", "test"))
+from common import F32, f32, i64, lib, ptr  # noqa: E402
+
+
+def time_ms(fn, reps=50):
+    for _ in range(5):
+        fn()
+    torch.cuda.synchronize()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(reps):
+        fn()
+    b.record()
+    torch.cuda.synchronize()
+    return a.elapsed_time(b) / reps
+
+
+def main():
+    L = lib()
+    stream = torch.cuda.Stream()
+    torch.cuda.set_stream(stream)
+    L.tsl_set_compute_stream(ctypes.c_uint64(stream.cuda_stream))
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = time_ms(lambda: dst.copy_(src), 20)
+    copy_gbs = 2 * 2**30 / copy_ms / 1e6
+    del src, dst
+    L.tsl_nf4_gemv.restype = ctypes.c_int32
+    bench_shapes(L, copy_gbs)
+    L.tsl_set_compute_stream(ctypes.c_uint64(0))
+
+
+def bench_shapes(L, copy_gbs):
+    for name, (out_f, in_f) in {"q/o 4096x4096": (4096, 4096), "gate/up 14336x4096": (14336, 4096),
+                                "down 4096x14336": (4096, 14336)}.items():
+        n = out_f * in_f
+        copies = max(2, -(-(512 << 20) // (n // 2)))
+        packs = [torch.randint(0, 256, (n // 2,), dtype=torch.uint8, device="cuda") for _ in range(copies)]
+        packed = packs[0]
+        q = torch.randint(0, 256, (n // 64,), dtype=torch.uint8, device="cuda")
+        nested = torch.rand((n // 64 + 255) // 256, device="cuda") * 0.01
+        code = torch.linspace(-1, 1, 256, device="cuda")
+        x = torch.randn(in_f, device="cuda").bfloat16()
+        y = torch.empty(out_f, device="cuda", dtype=torch.bfloat16)
+        args = [ptr(packed), i64(out_f), i64(in_f), ctypes.c_int32(64), ptr(None), ptr(q), ptr(nested), ptr(code),
+                ctypes.c_int32(256), f32(0.05), ptr(x), ptr(None), ctypes.c_int32(F32), ptr(None), ptr(None), f32(0), ctypes.c_int32(0), ptr(y)]
+        turn = [0]
+
+        def run():
+            turn[0] = (turn[0] + 1) % copies
+            args[0] = ptr(packs[turn[0]])
+            s = L.tsl_nf4_gemv(*args)
+            assert s == 0, L.tsl_last_error()
+        ms = time_ms(run)
+        nbytes = packed.numel() + q.numel() + 4 * nested.numel()
+        del packs
+        c16 = max(2, -(-(512 << 20) // (2 * n)))
+        w16 = [torch.randn(out_f, in_f, device="cuda").bfloat16() for _ in range(c16)]
+        t16 = [0]
+
+        def mv():
+            t16[0] = (t16[0] + 1) % c16
+            torch.mv(w16[t16[0]], x)
+        ms16 = time_ms(mv)
+        del w16
+        print(json.dumps(dict(op="nf4_gemv", shape=name, ms=round(ms, 4), gb_per_s=round(nbytes / ms / 1e6), copy_gb_per_s=round(copy_gbs),
+                         pct_of_copy=round(100 * nbytes / ms / 1e6 / copy_gbs, 1), torch_bf16_mv_ms=round(ms16, 4),
+                         speedup_vs_bf16_mv=round(ms16 / ms, 2), gpu=torch.cuda.get_device_name())), flush=True)
+
+
+if __name__ == "__main__":
+    main()

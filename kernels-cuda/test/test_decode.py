@@ -1,0 +1,121 @@
+"""Generation kernels against PyTorch (float64 references) on fresh random inputs: the batch-1 NF4
+matrix-vector product (plain, double-quantized absmax, bias, LoRA), KV cache writes into segments,
+and attention over a paged / segmented cache (decode, prefill over the cache, a long context that
+takes the split-and-merge path)."""
+import ctypes
+
+import torch
+
+from common import BF16, F32, call, f32, i64, poison, ptr, run
+from test_ops import NF4_CODE, nf4_quantize
+
+BS = 16
+
+
+def u64_array(xs):
+    return (ctypes.c_uint64 * len(xs))(*[int(x) for x in xs])
+
+
+def i32_array(xs):
+    return (ctypes.c_int32 * len(xs))(*[int(x) for x in xs])
+
+
+def check_gemv(rep):
+    code = torch.tensor(NF4_CODE, dtype=torch.float64, device="cuda")
+    for out_f, in_f, dq, bias, r in [(4096, 4096, True, False, 0), (1000, 14336, False, True, 0), (77, 128, True, True, 16),
+                                     (2048, 8192, True, False, 8), (15, 192, True, False, 0)]:
+        w = torch.randn(out_f, in_f, device="cuda") * 0.02
+        qs = nf4_quantize(w)
+        am = (qs["absmax_dq"] if dq else qs["absmax"]).double()
+        wd = (code[qs["idx"].long()] * am.repeat_interleave(64)[: out_f * in_f]).view(out_f, in_f)
+        x = torch.randn(in_f, device="cuda").bfloat16()
+        ref = wd @ x.double()
+        b = torch.randn(out_f, device="cuda") if bias else None
+        if bias:
+            ref = ref + b.double()
+        a = lb = None
+        scale = 0.5
+        if r:
+            a = torch.randn(r, in_f, device="cuda") * 0.05
+            lb = torch.randn(out_f, r, device="cuda") * 0.05
+            ref = ref + scale * (lb.double() @ (a.double() @ x.double()))
+        y = poison((out_f,), torch.bfloat16)
+        call("tsl_nf4_gemv", ptr(qs["packed"]), i64(out_f), i64(in_f), ctypes.c_int32(64),
+             ptr(None if dq else qs["absmax"]), ptr(qs["q"] if dq else None), ptr(qs["nested_absmax"] if dq else None),
+             ptr(qs["code8"] if dq else None), ctypes.c_int32(256), f32(qs["offset"]), ptr(x), ptr(b), ctypes.c_int32(F32),
+             ptr(a), ptr(lb), f32(scale), ctypes.c_int32(r), ptr(y))
+        rep.check(f"nf4_gemv {out_f}x{in_f} dq={dq} bias={bias} lora_r={r}", y, ref, 8e-3)
+
+
+def make_cache(lens, kw, seg_rows, seed):
+    """Segments of bf16 rows and a random block table per sequence over their blocks."""
+    g = torch.Generator().manual_seed(seed)
+    segs_k = [torch.zeros(r, kw, device="cuda", dtype=torch.bfloat16) for r in seg_rows]
+    segs_v = [torch.zeros(r, kw, device="cuda", dtype=torch.bfloat16) for r in seg_rows]
+    total = sum(seg_rows) // BS
+    need = [(l + BS - 1) // BS for l in lens]
+    assert sum(need) <= total
+    perm = torch.randperm(total, generator=g).tolist()
+    tables, at = [], 0
+    for n in need:
+        tables.append(perm[at:at + n])
+        at += n
+    return segs_k, segs_v, tables
+
+
+def check_attention(rep):
+    for (lens, nq, Hq, Hkv, D, seg_rows) in [
+        ([1, 40, 300], [1, 1, 1], 32, 8, 128, [640]),             # decode over a paged pool
+        ([3000], [1], 32, 8, 128, [1024, 1024, 1024]),            # long context: split + merge, contiguous chunks
+        ([23, 70], [23, 9], 8, 2, 64, [64, 128]),                  # prefill over the cache, two segments
+        ([50], [1], 4, 2, 16, [64]),                               # tiny head dim (tsloth-tiny)
+    ]:
+        kw = Hkv * D
+        segs_k, segs_v, tables = make_cache(lens, kw, seg_rows, 7)
+        T = sum(nq)
+        kv = [torch.randn(l, kw, device="cuda") for l in lens]
+        vv = [torch.randn(l, kw, device="cuda") for l in lens]
+        slots = []
+        for b, l in enumerate(lens):
+            slots += [tables[b][p // BS] * BS + p % BS for p in range(l)]
+        kcat, vcat = torch.cat(kv), torch.cat(vv)
+        slots_t = torch.tensor(slots, dtype=torch.int32, device="cuda")
+        seg_blocks = [r // BS for r in seg_rows]
+        kp, vp = u64_array([t.data_ptr() for t in segs_k]), u64_array([t.data_ptr() for t in segs_v])
+        call("tsl_kv_cache_write", kp, vp, i32_array(seg_blocks), ctypes.c_int32(len(seg_rows)), ctypes.c_int32(BS),
+             ptr(kcat), ptr(vcat), ctypes.c_int32(F32), ptr(slots_t), i64(kcat.shape[0]), ctypes.c_int32(kw))
+        # The write: gather the slots back from the segments.
+        flat_k = torch.cat(segs_k)
+        rep.check(f"kv_cache_write {lens} segments={len(seg_rows)}", flat_k[slots_t.long()], kcat.bfloat16().double(), 1e-6)
+        q = torch.randn(T, Hq * D, device="cuda").bfloat16()
+        maxb = max(len(t) for t in tables)
+        tab = torch.tensor([t + [0] * (maxb - len(t)) for t in tables], dtype=torch.int32, device="cuda")
+        cu = torch.tensor([0] + torch.tensor(nq).cumsum(0).tolist(), dtype=torch.int32, device="cuda")
+        ctx = torch.tensor(lens, dtype=torch.int32, device="cuda")
+        o = poison((T, Hq * D), torch.bfloat16)
+        scale = D ** -0.5
+        call("tsl_paged_attention", ptr(q), kp, vp, i32_array(seg_blocks), ctypes.c_int32(len(seg_rows)), ctypes.c_int32(BS),
+             ptr(tab), ctypes.c_int32(maxb), ptr(cu), ptr(ctx), ctypes.c_int32(len(lens)), i64(T), ctypes.c_int32(max(lens)),
+             ctypes.c_int32(Hq), ctypes.c_int32(Hkv), ctypes.c_int32(D), f32(scale), ptr(o))
+        ref = torch.empty(T, Hq * D, dtype=torch.float64, device="cuda")
+        G = Hq // Hkv
+        row = 0
+        for b, l in enumerate(lens):
+            k = kv[b].bfloat16().double().view(l, Hkv, D).repeat_interleave(G, 1)
+            v = vv[b].bfloat16().double().view(l, Hkv, D).repeat_interleave(G, 1)
+            for i in range(nq[b]):
+                pos = l - nq[b] + i
+                qi = q[row].double().view(Hq, D)
+                s = torch.einsum("hd,phd->hp", qi, k[: pos + 1]) * scale
+                ref[row] = torch.einsum("hp,phd->hd", s.softmax(-1), v[: pos + 1]).reshape(-1)
+                row += 1
+        rep.check(f"paged_attention lens={lens} q={nq} H={Hq}/{Hkv} D={D} segs={len(seg_rows)}", o, ref, 1.2e-2)
+
+
+def body(rep):
+    check_gemv(rep)
+    check_attention(rep)
+
+
+if __name__ == "__main__":
+    run("decode: nf4 gemv, kv cache write, paged attention", body)

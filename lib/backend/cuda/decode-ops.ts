@@ -1,0 +1,82 @@
+// The CUDA side of generation's ops (Backend's DecodeBackend part): KV cache writes, attention over
+// the cache's segments, and the batch-1 NF4 matrix-vector product decode uses instead of
+// dequantize + GEMM. Segment pointers travel by value into the kernels, so a step uploads only its
+// small index tensors, once for all layers.
+import type { AttentionShape, KvBlockView, KvSegment, Nf4Weight, Tensor } from "../types.js";
+import type { CudaBackend } from "./backend.js";
+import { check } from "./native.js";
+import { withDtype } from "./ops.js";
+import { asCuda, lastDim } from "./tensor.js";
+
+/** tsl_device_info: name[256], major, minor, multiprocessors (i32), pad, total, free (u64), runtime, driver (i32). */
+const DEVICE_INFO_BYTES = 296;
+const DEVICE_INFO_FREE_OFFSET = 280;
+
+function segmentArrays(segments: readonly KvSegment[], blockSize: number): { k: BigUint64Array; v: BigUint64Array; blocks: Int32Array } {
+  if (segments.length === 0) throw new Error("tsloth: a KV cache layer has no segments");
+  const k = new BigUint64Array(segments.length), v = new BigUint64Array(segments.length), blocks = new Int32Array(segments.length);
+  segments.forEach((s, i) => {
+    const ck = asCuda(s.k, "KV keys"), cv = asCuda(s.v, "KV values");
+    if (ck.dtype !== "bf16" || cv.dtype !== "bf16") throw new Error(`tsloth: the CUDA KV cache stores bf16, found ${ck.dtype}`);
+    if (ck.shape[0] % blockSize !== 0) throw new Error(`tsloth: a KV segment has ${ck.shape[0]} rows, not a multiple of ${blockSize}`);
+    k[i] = ck.ptr;
+    v[i] = cv.ptr;
+    blocks[i] = ck.shape[0] / blockSize;
+  });
+  return { k, v, blocks };
+}
+
+export function kvCacheWrite(be: CudaBackend, segments: readonly KvSegment[], blockSize: number, k: Tensor, v: Tensor, slots: Tensor): void {
+  const seg = segmentArrays(segments, blockSize);
+  const ck = asCuda(k, "keys"), cv = asCuda(v, "values"), cs = asCuda(slots, "slots");
+  const width = lastDim(ck), T = ck.numel / width;
+  if (lastDim(segments[0].k) !== width) throw new Error(`tsloth: KV rows are ${lastDim(segments[0].k)} wide, new keys ${width}`);
+  if (cv.dtype !== ck.dtype || cs.dtype !== "i32" || cs.numel !== T) throw new Error(`tsloth: kvCacheWrite needs k, v of one dtype and i32 slots [${T}]`);
+  check(be.lib.kvCacheWrite(seg.k, seg.v, seg.blocks, segments.length, blockSize, ck.ptr, cv.ptr, ck.code, cs.ptr, T, width), "tsl_kv_cache_write");
+}
+
+export function pagedAttention(be: CudaBackend, q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, s: AttentionShape): Tensor {
+  const seg = segmentArrays(segments, view.blockSize);
+  const T = q.shape[0], B = view.contextLens.shape[0];
+  const tables = asCuda(view.blockTables, "block tables"), lens = asCuda(view.contextLens, "context lengths"), cu = asCuda(cuQueryLens, "cuQueryLens");
+  return withDtype(be, "bf16", [q], (cq) => {
+    const o = be.alloc([T, s.numHeads * s.headDim], "bf16");
+    check(
+      be.lib.pagedAttention(cq.ptr, seg.k, seg.v, seg.blocks, segments.length, view.blockSize, tables.ptr, tables.shape[1], cu.ptr, lens.ptr,
+        B, T, view.maxContextLen, s.numHeads, s.numKvHeads, s.headDim, s.scale, o.ptr),
+      "tsl_paged_attention",
+    );
+    return o;
+  });
+}
+
+/** Whether decode can take the fused NF4 matrix-vector path for this weight. */
+export function gemvApplies(w: Nf4Weight, rows: number): boolean {
+  return rows === 1 && w.inFeatures % 64 === 0 && w.blocksize % 32 === 0;
+}
+
+/** y [1, out] = x [1, in] · Wᵀ (+ bias) (+ LoRA), W read once from its 4-bit codes. */
+export function nf4Gemv(be: CudaBackend, x: Tensor, w: Nf4Weight, bias: Tensor | null, lora: { a: Tensor; b: Tensor; scale: number } | null): Tensor {
+  const packed = asCuda(w.packed, "nf4 packed"), absmax = asCuda(w.absmax, "nf4 absmax"), n = w.nested;
+  const cb = bias ? asCuda(bias, "bias") : null;
+  const a = lora ? asCuda(lora.a, "LoRA a") : null, b = lora ? asCuda(lora.b, "LoRA b") : null;
+  return withDtype(be, "bf16", [x], (cx) => {
+    const y = be.alloc([1, w.outFeatures], "bf16");
+    check(
+      be.lib.nf4Gemv(packed.ptr, w.outFeatures, w.inFeatures, w.blocksize, n ? null : absmax.ptr, n ? absmax.ptr : null,
+        n ? asCuda(n.absmax).ptr : null, n ? asCuda(n.code).ptr : null, n?.blocksize ?? 0, n?.offset ?? 0, cx.ptr,
+        cb?.ptr ?? null, cb?.code ?? 0, a?.ptr ?? null, b?.ptr ?? null, lora?.scale ?? 0, a ? a.shape[0] : 0, y.ptr),
+      "tsl_nf4_gemv",
+    );
+    return y;
+  });
+}
+
+/** Free device bytes: the driver's free memory plus what the caching allocator holds unused. */
+export function freeDeviceBytes(be: CudaBackend): number {
+  const info = Buffer.alloc(DEVICE_INFO_BYTES);
+  check(be.lib.deviceInfo(info), "tsl_get_device_info");
+  const cached = new BigUint64Array(1);
+  check(be.lib.memoryStats(null, null, cached, null), "tsl_memory_stats");
+  return Number(info.readBigUInt64LE(DEVICE_INFO_FREE_OFFSET)) + Number(cached[0]);
+}

@@ -1,0 +1,132 @@
+// The Llama-family forward pass for generation: new tokens only, their keys and values written
+// into a KV cache, attention over what the cache holds, logits for each sequence's last new token.
+// Prefill of fresh prompts runs the packed training attention over the new tokens (they attend only
+// to each other); decode steps read the cache with Backend.pagedAttention.
+import type { AttentionShape, DecodeBackend, KvBlockView, KvSegment, Tensor } from "../backend/types.js";
+import type { LlamaModel } from "./llama.js";
+import type { LayerWeights, LinearName } from "./weights.js";
+import type { LoraSlot } from "./lora.js";
+
+/** One forward step over B sequences, each contributing one or more new tokens. */
+export interface CachedStep {
+  /** New token ids, sequences laid end to end. */
+  ids: Int32Array;
+  /** Position of each new token in its sequence. */
+  positions: Int32Array;
+  /** i32 [B + 1]: sequence b owns new tokens cuQueryLens[b] .. cuQueryLens[b+1] − 1. */
+  cuQueryLens: Int32Array;
+  /** Global cache slot of each new token (KvCache.append). */
+  slots: Int32Array;
+  /** Cached positions per sequence after this step (its new tokens included). */
+  contextLens: Int32Array;
+  /** Block table rows [B, maxBlocks] (KvCache.blockTables). */
+  blockTables: Int32Array;
+  maxBlocks: number;
+  /** Positions per block of the cache (KvCache.blockSize). */
+  blockSize: number;
+  /**
+   * "fresh": every sequence's new tokens are its whole context (a prompt's prefill), so attention
+   * over the new tokens alone is exact and uses the packed training kernel; "cache": read the cache.
+   */
+  attention: "fresh" | "cache";
+}
+
+interface StepTensors {
+  ids: Tensor; positions: Tensor; cu: Tensor; slots: Tensor; view: KvBlockView; lastRows: Tensor;
+}
+
+function linearOf(be: DecodeBackend, w: LayerWeights, lora: Partial<Record<LinearName, LoraSlot>> | null, name: LinearName, x: Tensor): Tensor {
+  return be.linear(x, w.linears[name], lora?.[name]?.adapter ?? null);
+}
+
+/** Qwen3's per-head RMSNorm over [T, heads·D] viewed as [T·heads, D]. */
+function headNorm(be: DecodeBackend, x: Tensor, w: Tensor, heads: number, d: number, eps: number): Tensor {
+  const t = x.shape[0];
+  const { y, rstd } = be.rmsnorm(be.reshape(x, [t * heads, d]), w, eps);
+  be.free(rstd);
+  return be.reshape(y, [t, heads * d]);
+}
+
+function cachedLayer(
+  model: LlamaModel, be: DecodeBackend, layer: number, x: Tensor, t: StepTensors, segments: readonly KvSegment[], step: CachedStep,
+): Tensor {
+  const c = model.config, w = model.weights.layers[layer], lora = model.lora?.byLayer[layer] ?? null;
+  const shape: AttentionShape = model.attention;
+  const { numHeads: hq, numKvHeads: hkv, headDim: d } = shape;
+  const { y: n1, rstd: r1 } = be.rmsnorm(x, w.inputNorm, c.rmsNormEps);
+  be.free(r1);
+  let q = linearOf(be, w, lora, "q", n1), k = linearOf(be, w, lora, "k", n1);
+  const v = linearOf(be, w, lora, "v", n1);
+  be.free(n1);
+  if (w.qNorm && w.kNorm) {
+    const qn = headNorm(be, q, w.qNorm, hq, d, c.rmsNormEps), kn = headNorm(be, k, w.kNorm, hkv, d, c.rmsNormEps);
+    be.free(q); be.free(k);
+    q = qn; k = kn;
+  }
+  const qr = be.rope(q, t.positions, model.invFreq, hq, d);
+  const kr = be.rope(k, t.positions, model.invFreq, hkv, d);
+  be.free(q); be.free(k);
+  be.kvCacheWrite(segments, t.view.blockSize, kr, v, t.slots);
+  let o: Tensor;
+  if (step.attention === "fresh") {
+    const r = be.attention(qr, kr, v, t.cu, shape);
+    be.free(r.lse);
+    o = r.o;
+  } else o = be.pagedAttention(qr, segments, t.view, t.cu, shape);
+  for (const z of [qr, kr, v]) be.free(z);
+  const attnOut = linearOf(be, w, lora, "o", o);
+  be.free(o);
+  const x2 = be.add(x, attnOut);
+  be.free(attnOut);
+  const { y: n2, rstd: r2 } = be.rmsnorm(x2, w.postAttentionNorm, c.rmsNormEps);
+  be.free(r2);
+  const g = linearOf(be, w, lora, "gate", n2), u = linearOf(be, w, lora, "up", n2);
+  be.free(n2);
+  const h = be.swiglu(g, u);
+  be.free(g); be.free(u);
+  const mlpOut = linearOf(be, w, lora, "down", h);
+  be.free(h);
+  const out = be.add(x2, mlpOut);
+  be.free(x2); be.free(mlpOut);
+  return out;
+}
+
+/**
+ * Runs one step and returns the logits of each sequence's last new token, f32 [B, vocab] on the host.
+ * `segments(layer)` gives the cache storage the step's slots and block tables refer to.
+ */
+export function cachedStepLogits(model: LlamaModel, be: DecodeBackend, segments: (layer: number) => readonly KvSegment[], step: CachedStep): Float32Array {
+  const B = step.cuQueryLens.length - 1, T = step.ids.length;
+  const lastRows = Int32Array.from({ length: B }, (_, b) => step.cuQueryLens[b + 1] - 1);
+  const up = (a: Int32Array, shape: number[]) => be.upload(a, shape, "i32", "activations");
+  const t: StepTensors = {
+    ids: up(step.ids, [T]), positions: up(step.positions, [T]), cu: up(step.cuQueryLens, [B + 1]), slots: up(step.slots, [T]),
+    lastRows: up(lastRows, [B]),
+    view: {
+      blockSize: step.blockSize,
+      blockTables: up(step.blockTables, [B, step.maxBlocks]),
+      contextLens: up(step.contextLens, [B]),
+      maxContextLen: Math.max(...step.contextLens),
+    },
+  };
+  try {
+    let x = be.embedding(model.weights.embed, t.ids);
+    for (let l = 0; l < model.config.numLayers; l++) {
+      const out = cachedLayer(model, be, l, x, t, segments(l), step);
+      be.free(x);
+      x = out;
+    }
+    // Only each sequence's last row goes through the final norm and the LM head (gathered as an
+    // embedding lookup of x's rows).
+    const last = B === T ? x : be.embedding(x, t.lastRows);
+    if (last !== x) be.free(x);
+    const { y, rstd } = be.rmsnorm(last, model.weights.finalNorm, model.config.rmsNormEps);
+    const logits = be.lmHeadLogits(y, model.weights.lmHead);
+    const out = be.download(logits);
+    for (const z of [last, y, rstd, logits]) be.free(z);
+    return out;
+  } finally {
+    for (const z of [t.ids, t.positions, t.cu, t.slots, t.lastRows, t.view.blockTables, t.view.contextLens]) be.free(z);
+    be.releaseWorkspace();
+  }
+}
