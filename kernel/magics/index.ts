@@ -1,5 +1,6 @@
 // Every family of magics, registered once. A new family is one file and one line here.
 import { coreMagics } from "./core.js";
+import { generateMagics } from "./generate.js";
 import { memoryMagics } from "./memory.js";
 import { modelMagics } from "./model.js";
 import { registerMagic } from "./registry.js";
@@ -8,7 +9,7 @@ import { shellMagics } from "./shell.js";
 import { trainMagics } from "./train.js";
 import type { MagicDefinition } from "./types.js";
 
-const families: MagicDefinition[][] = [coreMagics, shellMagics, modelMagics, trainMagics, memoryMagics, saveMagics];
+const families: MagicDefinition[][] = [coreMagics, shellMagics, modelMagics, trainMagics, generateMagics, memoryMagics, saveMagics];
 
 let registered = false;
 

@@ -24,6 +24,7 @@ describe("fine-tuning through the kernel (jupyter_client)", { skip }, () => {
       "%lora",
       "%train shows one live display updated in place, and the loss falls",
       "greedy decoding produces the taught fact",
+      "%generate and %%generate stream the answers",
       "%vram",
       "%estimate and %env",
       "%save_merged --method lora",

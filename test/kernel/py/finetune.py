@@ -15,6 +15,12 @@ def errors_of(msgs):
     return [m["content"] for m in msgs if m["msg_type"] == "error"]
 
 
+def streamed_text(msgs):
+    """The last state of the display that %generate updates in place."""
+    frames = [m["content"]["data"].get("text/plain", "") for m in msgs if m["msg_type"] in ("display_data", "update_display_data")]
+    return frames[-1] if frames else ""
+
+
 def main(workdir):
     km, kc = start(cwd=workdir)
     try:
@@ -36,7 +42,7 @@ def main(workdir):
         before = result_of(msgs)["text/plain"]
         expect(ANSWER not in before, f"the base model already knows the answer: {before}")
 
-        reply, msgs = run(kc, "%train --data tsloth-tiny-data --steps 160 --lr 3e-3 --grad_accum 1 --packing --warmup 2", timeout=240)
+        reply, msgs = run(kc, "%train --data tsloth-tiny-data --steps 300 --lr 3e-3 --grad_accum 1 --packing --warmup 2", timeout=240)
         expect(reply["status"] == "ok", f"train: {reply} {errors_of(msgs)}")
         displays = [m for m in msgs if m["msg_type"] == "display_data"]
         updates = [m for m in msgs if m["msg_type"] == "update_display_data"]
@@ -45,13 +51,13 @@ def main(workdir):
         display_id = live[0]["content"]["transient"]["display_id"]
         expect(updates and all(u["content"]["transient"]["display_id"] == display_id for u in updates),
                "every update_display_data targets the live display")
-        expect(len(updates) < 160, f"updates are throttled: {len(updates)} for 160 steps")
+        expect(len(updates) < 300, f"updates are throttled: {len(updates)} for 300 steps")
         final = updates[-1]["content"]["data"]
         for mime in ("text/plain", "text/html", "image/svg+xml", "application/vnd.plotly.v1+json"):
             expect(mime in final, f"the final frame carries {mime}")
-        expect("160/160" in final["text/plain"], final["text/plain"])
+        expect("300/300" in final["text/plain"], final["text/plain"])
         summary = result_of(msgs)["text/plain"]
-        expect("Trained 160 steps" in summary, summary)
+        expect("Trained 300 steps" in summary, summary)
         first, last = [float(x) for x in summary.split("loss ")[1].split(",")[0].split(" -> ")]
         expect(last < 0.3 * first, f"loss falls clearly: {first} -> {last}")
         ok("%train shows one live display updated in place, and the loss falls")
@@ -60,6 +66,15 @@ def main(workdir):
         after = result_of(msgs)["text/plain"]
         expect(ANSWER in after, f"after training the model answers {after!r}")
         ok("greedy decoding produces the taught fact")
+
+        reply, msgs = run(kc, f'%generate {json.dumps(QUESTION)} --chat --max_new_tokens 32')
+        expect(reply["status"] == "ok", f"{reply} {errors_of(msgs)}")
+        expect(ANSWER in streamed_text(msgs), f"%generate streamed {streamed_text(msgs)!r}")
+        expect("stopped at EOS" in result_of(msgs)["text/plain"], result_of(msgs)["text/plain"])
+        reply, msgs = run(kc, "%%generate --chat --max_new_tokens 32\nWhere does Tilde live?\n\nWhat does Tilde like to eat?")
+        text = streamed_text(msgs)
+        expect(reply["status"] == "ok" and "Tilde lives in Mossvale." in text and "Tilde likes to eat hibiscus." in text, f"{reply} {text!r}")
+        ok("%generate and %%generate stream the answers")
 
         reply, msgs = run(kc, "%vram")
         data = result_of(msgs)
