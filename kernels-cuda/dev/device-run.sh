@@ -33,9 +33,11 @@ for s in $steps; do
     bench) python3 kernels-cuda/dev/bench_ops.py 2>&1 | tee "$OUT/bench.log" || rc=1 ;;
     train) # tsloth (CUDA, NF4, unsloth checkpointing) beside HF transformers + PEFT (bf16 LoRA, SDPA, GC)
       bash .device/unpack-node.sh >/dev/null
-      for cfg in "1B 4 2048" "8B 1 2048" "8B 4 2048" "1B 1 8192"; do
-        set -- $cfg
-        timeout 150 node dist/bench/cuda/train-bench.js --shape "$1" --batch "$2" --seq "$3" --steps 4 2>&1 | tail -3 | tee -a "$OUT/train.log"
+      # TRAIN_SHAPES="1B,4,2048 8B,4,2048" runs a subset (shape,batch,seq triples).
+      for cfg in ${TRAIN_SHAPES:-1B,4,2048 8B,1,2048 8B,4,2048 1B,1,8192}; do
+        set -- ${cfg//,/ }
+        timeout 150 node dist/bench/cuda/train-bench.js --shape "$1" --batch "$2" --seq "$3" --steps 4 > "$OUT/train-tsloth-$1-$2x$3.log" 2>&1
+        grep -m1 -E '^\{|Error' "$OUT/train-tsloth-$1-$2x$3.log" | tee -a "$OUT/train.log"
         timeout 120 python3 .device/hf_peft_baseline.py --shape "$1" --batch "$2" --seq "$3" --steps 4 2>&1 | grep '^{' | tee -a "$OUT/train.log"
       done ;;
   esac

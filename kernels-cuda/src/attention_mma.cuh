@@ -54,5 +54,82 @@ __device__ __forceinline__ void load_b_n(uint32_t* b, const __nv_bfloat16* y, in
   b[1] = pack_raw(p[8 * ld], p[9 * ld]);
 }
 
+// ldmatrix (sm_75+): one instruction loads four 8×8 bf16 matrices, lane l giving the row address
+// of matrix l / 8, and hands every lane its mma fragment pieces; .trans transposes on the way, so
+// a row-major [k][n] tile gives B fragments directly. Replaces 2–4 scalar shared loads per fragment.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// A fragment of rows 0..15, columns col..col+15 of a row-major tile (ld elements per row).
+__device__ __forceinline__ void ldsm_a(uint32_t* a, const __nv_bfloat16* tile, int ld, int col, int lane) {
+  ldsm_x4(a, tile + (lane & 15) * ld + col + (lane >> 4) * 8);
+}
+
+// B fragments of X·Yᵀ for two 8-wide n tiles (rows n0..n0+15 of row-major Y[n][k]), k0..k0+15:
+// b[0], b[1] for rows n0..n0+7 and b[2], b[3] for n0+8..n0+15.
+__device__ __forceinline__ void ldsm_bt2(uint32_t* b, const __nv_bfloat16* y, int ld, int n0, int k0, int lane) {
+  ldsm_x4(b, y + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 + ((lane >> 3) & 1) * 8);
+}
+
+// B fragments of X·Y for two 8-wide n tiles (columns n0..n0+15 of row-major Y[k][n]), rows k0..k0+15.
+__device__ __forceinline__ void ldsm_bn2(uint32_t* b, const __nv_bfloat16* y, int ld, int k0, int n0, int lane) {
+  ldsm_x4_t(b, y + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
+}
+
+// cp.async (sm_80+): global → shared without passing through registers, so the next tile's loads
+// overlap this tile's math (FlashAttention-2's pipelining). src_bytes 0 zero-fills the destination.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+}
+
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Asynchronous load_tile for a block of kThreads threads: kRows rows of head `head` from packed token
+// tok0 into a padded tile; rows at or past `valid` are zero-filled (their source address is the
+// tensor's start, never read). Compile-time counts let the loop unroll with constant strides: the
+// per-chunk index and 64-bit address arithmetic of a runtime loop cost as much as the copies.
+template <int D, int kRows, int kThreads>
+__device__ __forceinline__ void cp_tile(__nv_bfloat16* s, const __nv_bfloat16* __restrict__ g, int64_t tok0, int valid,
+                                        int64_t stride, int head) {
+  constexpr int vecs = D / 8, rows_per_pass = kThreads / vecs;
+  static_assert(kThreads % vecs == 0 && kRows % rows_per_pass == 0, "tile must split evenly over the block");
+  const int r0 = threadIdx.x / vecs, c = threadIdx.x % vecs;
+  const __nv_bfloat16* src = g + (tok0 + r0) * stride + (int64_t)head * D + c * 8;
+  __nv_bfloat16* dst = s + r0 * kRow<D> + c * 8;
+#pragma unroll
+  for (int i = 0; i < kRows / rows_per_pass; i++) {
+    const bool ok = r0 + i * rows_per_pass < valid;
+    cp_async16(dst + i * rows_per_pass * kRow<D>, ok ? src + (int64_t)i * rows_per_pass * stride : g, ok ? 16 : 0);
+  }
+}
+
+// 2^x on the special-function unit, denormals flushed (p below 2^-126 is 0 for softmax purposes);
+// exp2f without fast-math adds a denormal-scaling sequence around the same instruction.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 }  // namespace attn
 }  // namespace tsl

@@ -67,6 +67,10 @@ def body(rep):
         case(rep, [300, 129], 4, 4, 128)
         case(rep, [513], 8, 1, 128)
         if mode == "default":
+            # Several K/V tiles per block, the diagonal tile in the middle of the pipeline, lengths
+            # that end mid-tile, a one-token and a two-token sequence, GQA groups of 4.
+            case(rep, [1, 700, 2, 333], 8, 2, 128)
+            case(rep, [1000, 65], 4, 1, 64)
             case(rep, [70, 31], 4, 2, 16)
             case(rep, [90], 2, 1, 32)
             case(rep, [65, 40], 2, 2, 256)

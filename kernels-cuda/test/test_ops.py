@@ -46,7 +46,7 @@ def nf4_reference(qs, n, blocksize, double_quant):
 
 
 def check_nf4(rep):
-    for shape in [(1024, 4096), (77, 98)]:  # the second leaves a tail past the last 16-value group
+    for shape in [(1024, 4096), (77, 98), (129, 200)]:  # (77, 98): a tail past the last 8-value chunk; (129, 200): a partial warp span
         w = torch.randn(shape, device="cuda") * 0.02
         n = w.numel()
         qs = nf4_quantize(w)
