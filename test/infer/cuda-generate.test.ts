@@ -14,8 +14,17 @@ import { randomizeLoraB } from "../model/random-model.js";
 const avail = cudaAvailable();
 const PROMPTS = ["The capital of France is", "Once upon a time there was", "Q: What is two plus two?\nA:"];
 const N = 40;
-/** bf16 rounding through the tiny model moves logits by ~0.2% of their range; 2% is a 10× margin. */
+/**
+ * bf16 activations through the tiny model move logits by up to ~1.1% of their range (H200,
+ * measured with and without the fused batch-1 NF4 path); 2% leaves room.
+ */
 const LOGIT_TOL = 2e-2;
+/**
+ * A random LoRA with B of amplitude 0.3 at scale 2 perturbs every projection strongly and amplifies
+ * the same bf16 rounding: 3.3% of the range through the fused NF4 GEMV, 3.6% through dequantize +
+ * GEMM (H200). A LoRA left out or applied twice moves logits by a large share of their range.
+ */
+const LORA_LOGIT_TOL = 5e-2;
 
 /** Picks the given tokens in order (teacher forcing), whatever the logits. */
 function forced(tokens: number[][]): (index: number) => TokenPicker {
@@ -48,7 +57,7 @@ describe("generation: CUDA vs CPU on tsloth-tiny", { skip: avail.ok ? false : `n
     gpu = await loadModel4bit("tsloth-tiny", { backend: "cuda" });
   });
 
-  async function compare(label: string): Promise<void> {
+  async function compare(label: string, tol: number): Promise<void> {
     const want = await run(cpu, "contiguous");
     for (const layout of ["contiguous", "paged"] as const) {
       const forcedRun = await run(gpu, layout, want.ids);
@@ -62,7 +71,7 @@ describe("generation: CUDA vs CPU on tsloth-tiny", { skip: avail.ok ? false : `n
             diff = Math.max(diff, Math.abs(ref[v] - forcedRun.logits[i][k][v]));
           }
           worst = Math.max(worst, diff / scale);
-          assert.ok(diff / scale < LOGIT_TOL, `${label} ${layout} prompt ${i} step ${k}: logits differ by ${diff} (${(diff / scale).toExponential(2)} of their range)`);
+          assert.ok(diff / scale < tol, `${label} ${layout} prompt ${i} step ${k}: logits differ by ${diff} (${(diff / scale).toExponential(2)} of their range)`);
         });
       });
       const free = await run(gpu, layout);
@@ -72,7 +81,7 @@ describe("generation: CUDA vs CPU on tsloth-tiny", { skip: avail.ok ? false : `n
   }
 
   it(`logits stay within tolerance of the CPU's at each of ${N} steps, three prompts, both layouts`, async () => {
-    await compare("base");
+    await compare("base", LOGIT_TOL);
   });
 
   it("with LoRA attached (unmerged) too", async () => {
@@ -80,6 +89,6 @@ describe("generation: CUDA vs CPU on tsloth-tiny", { skip: avail.ok ? false : `n
       attachLora(m, { r: 8, seed: 5 });
       randomizeLoraB(m.backend, m.engine, 6, 0.3);
     }
-    await compare("lora");
+    await compare("lora", LORA_LOGIT_TOL);
   });
 });

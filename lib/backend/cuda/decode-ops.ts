@@ -52,7 +52,8 @@ export function pagedAttention(be: CudaBackend, q: Tensor, segments: readonly Kv
 
 /** Whether decode can take the fused NF4 matrix-vector path for this weight. */
 export function gemvApplies(w: Nf4Weight, rows: number): boolean {
-  return rows === 1 && w.inFeatures % 64 === 0 && w.blocksize % 32 === 0;
+  // TSLOTH_GEMV=off sends batch-1 rows through dequantize + GEMM instead (to compare the two paths).
+  return rows === 1 && process.env.TSLOTH_GEMV !== "off" && w.inFeatures % 64 === 0 && w.blocksize % 32 === 0;
 }
 
 /** y [1, out] = x [1, in] · Wᵀ (+ bias) (+ LoRA), W read once from its 4-bit codes. */
