@@ -1,5 +1,5 @@
 // %estimate's output: predicted peak by category, the fit verdict and the nearest settings that fit.
-import { escapeXml, formatBytes } from "../plots/format.js";
+import { escapeXml, formatBytes, formatCompact } from "../plots/format.js";
 import type { MimeBundle } from "../plots/mime-bundle.js";
 import { categoryColor, categoryLabel } from "./categories.js";
 import type { MemoryEstimate } from "./estimator.js";
@@ -28,7 +28,7 @@ function verdict(e: MemoryEstimate): string {
 export function estimateText(e: MemoryEstimate): string {
   const r = rows(e);
   const w = Math.max(...r.map(([c]) => label(c).length), 20);
-  const lines = [`estimate for ${settingsLine(e)}`, `${(e.baseParams / 1e9).toFixed(2)}B base params, ${(e.loraParams / 1e6).toFixed(2)}M LoRA params`];
+  const lines = [`estimate for ${settingsLine(e)}`, `${formatCompact(e.baseParams)} base params, ${formatCompact(e.loraParams)} LoRA params`];
   for (const [c, b] of r) lines.push(`  ${label(c).padEnd(w)}  ${formatBytes(b).padStart(10)}${c === "offload_host" ? "  (host RAM)" : ""}`);
   lines.push(`  ${"device total".padEnd(w)}  ${formatBytes(e.deviceBytes).padStart(10)}`, verdict(e));
   for (const s of e.suggestions) lines.push(`  try ${s.change}: needs ${formatBytes(s.deviceBytes)}`);
