@@ -2,15 +2,10 @@
 // value reads half a byte and writes two, so the target is copy bandwidth. The 16 code values sit
 // in shared memory because a divergent __constant__ lookup would serialize across the warp.
 #include "common.cuh"
+#include "nf4_code.cuh"
 
 namespace tsl {
 namespace {
-
-// DESIGN.md "Facts to stay compatible with": the NF4 code, index 0..15.
-__constant__ float kNf4Code[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-                                   -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-                                   0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-                                   0.44070982933044006f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
 
 struct Absmax {
   const float* f32;

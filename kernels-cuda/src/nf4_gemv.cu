@@ -8,14 +8,10 @@
 // "Generation"); a second version (bench/infer/variants/nf4_gemv_v2.cu: two rows per warp,
 // coalesced x, a bank-conflict-free half2 table) was slower (9–11%) and stays out.
 #include "common.cuh"
+#include "nf4_code.cuh"
 
 namespace tsl {
 namespace {
-
-__constant__ float kCode[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-                                -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-                                0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-                                0.44070982933044006f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
 
 constexpr int kRowsPerBlock = 8;  // one warp each
 constexpr int kInFlight = 4;      // 16-byte chunks loaded per lane before use
@@ -57,7 +53,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32) nf4_gemv_kernel(
     const float* __restrict__ lora_b, float lora_scale, int r, __nv_bfloat16* __restrict__ y) {
   // Byte → (code of high nibble, code of low nibble): one shared load per two weights.
   __shared__ float2 lut[256];
-  for (int i = threadIdx.x; i < 256; i += blockDim.x) lut[i] = make_float2(kCode[i >> 4], kCode[i & 15]);
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) lut[i] = make_float2(kNf4Code[i >> 4], kNf4Code[i & 15]);
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int64_t row = (int64_t)blockIdx.x * kRowsPerBlock + (threadIdx.x >> 5);

@@ -14,16 +14,12 @@ import { loraParams } from "../model/lora.js";
 import { hasBias, LINEAR_NAMES, linearShape, type LayerWeights, type LinearName, type LlamaWeights } from "../model/weights.js";
 import { AdamWState } from "../train/optimizer.js";
 import { MemoryAccounting } from "./accounting.js";
+import { StoredTensor } from "../backend/stored-tensor.js";
 
-class PlanTensor implements Tensor {
-  private ownFreed = false;
-  readonly bytes: number;
-  constructor(readonly shape: readonly number[], readonly dtype: DType, readonly category: MemoryCategory, readonly base: PlanTensor | null = null) {
-    this.bytes = base ? base.bytes : elementCount(shape) * DTYPE_BYTES[dtype];
+class PlanTensor extends StoredTensor<PlanTensor> {
+  constructor(shape: readonly number[], dtype: DType, category: MemoryCategory, base: PlanTensor | null = null) {
+    super(shape, dtype, category, base);
   }
-  get owner(): PlanTensor { return this.base ? this.base.owner : this; }
-  get freed(): boolean { return this.owner.ownFreed; }
-  markFreed(): void { this.owner.ownFreed = true; }
 }
 
 /** Allocates like lib/backend/cpu (outputs in the compute dtype, f32 statistics) without computing. */

@@ -1,29 +1,11 @@
 // The CPU backend's buffer: a typed array plus the metadata the Backend interface exposes.
 import { bf16BitsToF32, f16BitsToF32 } from "../../formats/dtype.js";
-import { DTYPE_BYTES, elementCount, type DType, type HostArray, type MemoryCategory, type Tensor } from "../types.js";
+import { StoredTensor } from "../stored-tensor.js";
+import type { DType, HostArray, MemoryCategory, Tensor } from "../types.js";
 
-export class CpuTensor implements Tensor {
-  private ownFreed = false;
-  readonly bytes: number;
-  constructor(
-    readonly shape: readonly number[],
-    readonly dtype: DType,
-    readonly category: MemoryCategory,
-    readonly data: HostArray,
-    /** For a view made by reshape: the tensor that owns (and accounts) the storage. */
-    readonly base: CpuTensor | null = null,
-  ) {
-    this.bytes = base ? base.bytes : elementCount(shape) * DTYPE_BYTES[dtype];
-  }
-  get freed(): boolean {
-    return this.base ? this.base.freed : this.ownFreed;
-  }
-  /** The tensor whose storage this is (itself unless a view). */
-  get owner(): CpuTensor {
-    return this.base ? this.base.owner : this;
-  }
-  markFreed(): void {
-    this.owner.ownFreed = true;
+export class CpuTensor extends StoredTensor<CpuTensor> {
+  constructor(shape: readonly number[], dtype: DType, category: MemoryCategory, readonly data: HostArray, base: CpuTensor | null = null) {
+    super(shape, dtype, category, base);
   }
 }
 

@@ -1,38 +1,27 @@
 // The CUDA backend's buffer: a device (or pinned host) pointer from the library's caching
 // allocator plus the metadata the Backend interface exposes.
-import { DTYPE_BYTES, elementCount, type DType, type MemoryCategory, type Tensor } from "../types.js";
+import { StoredTensor } from "../stored-tensor.js";
+import { elementCount, type DType, type MemoryCategory, type Tensor } from "../types.js";
 
 /** tsl_dtype codes of the C ABI. */
 export const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, u8: 3, i32: 4 };
 
-export class CudaTensor implements Tensor {
-  private ownFreed = false;
-  readonly bytes: number;
+export class CudaTensor extends StoredTensor<CudaTensor> {
   constructor(
-    readonly shape: readonly number[],
-    readonly dtype: DType,
-    readonly category: MemoryCategory,
+    shape: readonly number[],
+    dtype: DType,
+    category: MemoryCategory,
     /** Device pointer, or pinned host pointer for offload_host. */
     readonly ptr: bigint,
-    /** For a view made by reshape: the tensor that owns (and accounts) the storage. */
-    readonly base: CudaTensor | null = null,
+    base: CudaTensor | null = null,
   ) {
-    this.bytes = base ? base.bytes : elementCount(shape) * DTYPE_BYTES[dtype];
-  }
-  get freed(): boolean {
-    return this.base ? this.base.freed : this.ownFreed;
-  }
-  get owner(): CudaTensor {
-    return this.base ? this.base.owner : this;
+    super(shape, dtype, category, base);
   }
   get numel(): number {
     return elementCount(this.shape);
   }
   get code(): number {
     return DTYPE_CODE[this.dtype];
-  }
-  markFreed(): void {
-    this.owner.ownFreed = true;
   }
 }
 
