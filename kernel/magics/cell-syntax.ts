@@ -38,13 +38,45 @@ export function findLineMagics(source: string): LineMagic[] {
   return found;
 }
 
+/**
+ * A line magic's arguments as a JavaScript expression. As in IPython, `{expr}` is replaced by the
+ * value of a TypeScript expression of the cell (`%load_4bit {MODEL_DIR}`), `{{` and `}}` stand for
+ * literal braces; everything else is passed as written.
+ */
+export function magicArgsExpression(args: string): string {
+  if (!args.includes("{") && !args.includes("}")) return JSON.stringify(args);
+  let out = "";
+  for (let i = 0; i < args.length; i++) {
+    const c = args[i]!;
+    if ((c === "{" || c === "}") && args[i + 1] === c) {
+      out += c;
+      i++;
+    } else if (c === "{") {
+      let depth = 1;
+      let j = i + 1;
+      for (; j < args.length && depth > 0; j++) {
+        if (args[j] === "{") depth++;
+        else if (args[j] === "}") depth--;
+      }
+      if (depth > 0) throw new SyntaxError(`magic arguments: "{" at column ${i + 1} is never closed (write {{ for a literal brace): ${args}`);
+      out += "${String(" + args.slice(i + 1, j - 1) + ")}";
+      i = j - 1;
+    } else if (c === "}") {
+      throw new SyntaxError(`magic arguments: "}" at column ${i + 1} closes nothing (write }} for a literal brace): ${args}`);
+    } else {
+      out += c === "`" || c === "\\" || c === "$" ? "\\" + c : c;
+    }
+  }
+  return "`" + out + "`";
+}
+
 /** The cell with each magic line replaced by a call the executor's runtime answers. */
 export function replaceLineMagics(source: string): string {
   const lines = source.split("\n");
   for (const m of findLineMagics(source)) {
     const call = m.help
       ? `await ${RUNTIME}.magicHelp(${JSON.stringify(m.name)})`
-      : `await ${RUNTIME}.magic(${JSON.stringify(m.name)}, ${JSON.stringify(m.args)})`;
+      : `await ${RUNTIME}.magic(${JSON.stringify(m.name)}, ${magicArgsExpression(m.args)})`;
     lines[m.line] = `${m.indent}${m.target ? `${m.declaration}${m.target} = ` : ""}${call};`;
   }
   return lines.join("\n");

@@ -4,10 +4,17 @@ import { describe, it } from "node:test";
 import { installCellGlobals } from "../../kernel/exec/cell-globals.js";
 import { CellExecutor, type CellOutcome } from "../../kernel/exec/executor.js";
 import { interruptRunningCell } from "../../kernel/exec/interrupt.js";
-import { registerBuiltinMagics } from "../../kernel/magics/index.js";
+import { registerBuiltinMagics, registerMagic } from "../../kernel/magics/index.js";
 import { MagicRunner } from "../../kernel/magics/run.js";
 
 registerBuiltinMagics();
+registerMagic({
+  name: "echo_words",
+  kind: "line",
+  summary: "Returns its three arguments (tests only).",
+  positionals: [{ name: "a", help: "" }, { name: "b", help: "" }, { name: "c", help: "" }],
+  run: (args) => [args.a, args.b, args.c],
+});
 const out: string[] = [];
 const magics = new MagicRunner((body) => ({
   display: () => ({ displayId: "d", update: () => undefined }),
@@ -77,5 +84,16 @@ describe("cell executor", () => {
     const o = await pending;
     assert.ok(o.status === "error" && o.error.ename === "KeyboardInterrupt");
     assert.equal(value(await run("survivor")), "kept");
+  });
+
+  it("expands {expressions} in a line magic's arguments, as IPython does", async () => {
+    const dir = `out-${Math.floor(Math.random() * 1e6)}`;
+    value(await run(`const where = ${JSON.stringify(dir)}\nconst k = 20`));
+    assert.deepEqual(value(await run("words = %echo_words {where}/model {k + 1} {{literal}}\nwords")), [`${dir}/model`, "21", "{literal}"]);
+    // Backticks, dollars and backslashes around an expression reach the argument parser as written
+    // (which reads a backslash as escaping the next character, as a shell does).
+    assert.deepEqual(value(await run(String.raw`%echo_words ${"`"}{k}${"`"} $dollar{k} a\\b`)), ["`20`", "$dollar20", "a\\b"]);
+    const bad = await run("%echo_words {unclosed");
+    assert.ok(bad.status === "error" && /never closed/.test(bad.error.evalue), JSON.stringify(bad));
   });
 });
