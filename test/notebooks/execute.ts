@@ -31,10 +31,11 @@ function readExecuted(path: string): Notebook {
   return nb;
 }
 
-export function runWithTsloth(name: string): Notebook {
+/** `env` defaults to the CPU backend, which every tutorial but the GPU one is written for. */
+export function runWithTsloth(name: string, env: NodeJS.ProcessEnv = { TSLOTH_BACKEND: "cpu" }): Notebook {
   const { dir, path } = copyToFreshDir(name);
   const out = join(dir, "executed.ipynb");
-  const r = spawnSync(process.execPath, [tslothBin(), "run", path, "--out", out], { encoding: "utf8", timeout: 400_000, env: { ...process.env, TSLOTH_BACKEND: "cpu" } });
+  const r = spawnSync(process.execPath, [tslothBin(), "run", path, "--out", out], { encoding: "utf8", timeout: 400_000, env: { ...process.env, ...env } });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   return readExecuted(out);
 }
