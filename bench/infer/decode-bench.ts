@@ -9,7 +9,7 @@ import { CpuBackend } from "../../lib/backend/cpu/backend.js";
 import { CudaBackend } from "../../lib/backend/cuda/index.js";
 import { decodeWithKvCache } from "../../lib/infer/decode-loop.js";
 import { resolveSampling, Sampler } from "../../lib/infer/sampling.js";
-import { nf4WeightBytes, randomLlama4bit, shapeConfig } from "./random-llama.js";
+import { nf4WeightBytes, randomLlama4bit, shapeConfig } from "../random-llama.js";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

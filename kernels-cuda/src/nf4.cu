@@ -7,19 +7,6 @@
 namespace tsl {
 namespace {
 
-struct Absmax {
-  const float* f32;
-  const uint8_t* q;
-  const float* nested_absmax;
-  const float* nested_code;
-  int nested_blocksize;
-  float nested_offset;
-  __device__ __forceinline__ float operator()(uint64_t block) const {
-    if (!q) return f32[block];
-    return nested_code[q[block]] * nested_absmax[block / nested_blocksize] + nested_offset;
-  }
-};
-
 __device__ __forceinline__ uint4 decode8(uint32_t word, float scale, const float* code) {
   __align__(16) __nv_bfloat162 v[4];
 #pragma unroll
@@ -38,7 +25,7 @@ __device__ __forceinline__ uint4 decode8(uint32_t word, float scale, const float
 // (16 values per thread, 8-byte load, two 16-byte stores 32 bytes apart across the warp).
 constexpr int kChunks = 4;
 
-__global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t chunks, int blocksize, Absmax absmax,
+__global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t chunks, int blocksize, Nf4Absmax absmax,
                                    uint4* __restrict__ out) {
   __shared__ float code[16];
   if (threadIdx.x < 16) code[threadIdx.x] = kNf4Code[threadIdx.x];
@@ -66,7 +53,7 @@ __global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t
 
 // Any blocksize, any output dtype, or the tail past the last full 16-value group.
 __global__ void nf4_dequant_generic(const uint8_t* __restrict__ packed, uint64_t begin, uint64_t n, int blocksize,
-                                    Absmax absmax, void* out, int out_dtype) {
+                                    Nf4Absmax absmax, void* out, int out_dtype) {
   for (uint64_t i = begin + blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n; i += (uint64_t)gridDim.x * blockDim.x) {
     uint8_t byte = packed[i >> 1];
     int idx = (i & 1) ? (byte & 15) : (byte >> 4);
@@ -91,7 +78,7 @@ extern "C" tsl_status tsl_nf4_dequantize(const uint8_t* d_packed, uint64_t n, in
   TSL_REQUIRE(op, d_absmax_q ? (d_nested_absmax && d_nested_code && nested_blocksize > 0) : d_absmax_f32 != nullptr,
               "absmax: give f32 absmax, or the double-quantized absmax with nested absmax, code and blocksize");
   if (n == 0) return TSL_OK;
-  Absmax am{d_absmax_f32, d_absmax_q, d_nested_absmax, d_nested_code, nested_blocksize, nested_offset};
+  Nf4Absmax am{d_absmax_f32, d_absmax_q, d_nested_absmax, d_nested_code, nested_blocksize, nested_offset};
   uint64_t done = 0;
   bool aligned = ((uintptr_t)d_packed % 4 == 0) && ((uintptr_t)d_out % 16 == 0);
   if (out_dtype == TSL_BF16 && blocksize % 8 == 0 && aligned) {

@@ -16,19 +16,6 @@ namespace {
 constexpr int kRowsPerBlock = 8;  // one warp each
 constexpr int kInFlight = 4;      // 16-byte chunks loaded per lane before use
 
-struct Scales {
-  const float* f32;
-  const uint8_t* q;
-  const float* nested_absmax;
-  const float* nested_code;
-  int nested_blocksize;
-  float nested_offset;
-  __device__ __forceinline__ float operator()(int64_t block) const {
-    if (!q) return __ldg(f32 + block);
-    return __ldg(nested_code + __ldg(q + block)) * __ldg(nested_absmax + block / nested_blocksize) + nested_offset;
-  }
-};
-
 // Σ over one chunk: 16 bytes of codes (even element in the high nibble) against 32 bf16 of x.
 __device__ __forceinline__ float chunk_dot(const uint4 codes, const uint4* __restrict__ x4, const float2* lut) {
   const uint32_t w[4] = {codes.x, codes.y, codes.z, codes.w};
@@ -48,7 +35,7 @@ __device__ __forceinline__ float chunk_dot(const uint4 codes, const uint4* __res
 }
 
 __global__ void __launch_bounds__(kRowsPerBlock * 32) nf4_gemv_kernel(
-    const uint4* __restrict__ packed, int64_t out_f, int64_t in_f, int blocksize, Scales scales,
+    const uint4* __restrict__ packed, int64_t out_f, int64_t in_f, int blocksize, Nf4Absmax scales,
     const __nv_bfloat16* __restrict__ x, const void* __restrict__ bias, int bias_dtype, const float* __restrict__ xa,
     const float* __restrict__ lora_b, float lora_scale, int r, __nv_bfloat16* __restrict__ y) {
   // Byte → (code of high nibble, code of low nibble): one shared load per two weights.
@@ -121,7 +108,7 @@ extern "C" tsl_status tsl_nf4_gemv(const uint8_t* d_packed, int64_t out_f, int64
     TSL_TRY(scratch_alloc(op, (uint64_t)r * 4, reinterpret_cast<void**>(&xa)));
     lora_down_kernel<<<r, 256, 0, compute_stream()>>>(static_cast<const __nv_bfloat16*>(d_x), d_a, in_f, xa);
   }
-  Scales sc{d_absmax_f32, d_absmax_q, d_nested_absmax, d_nested_code, nested_blocksize, nested_offset};
+  Nf4Absmax sc{d_absmax_f32, d_absmax_q, d_nested_absmax, d_nested_code, nested_blocksize, nested_offset};
   const unsigned blocks = (unsigned)((out_f + kRowsPerBlock - 1) / kRowsPerBlock);
   nf4_gemv_kernel<<<blocks, kRowsPerBlock * 32, 0, compute_stream()>>>(
       reinterpret_cast<const uint4*>(d_packed), out_f, in_f, blocksize, sc, static_cast<const __nv_bfloat16*>(d_x), d_bias,

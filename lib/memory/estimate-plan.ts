@@ -15,6 +15,7 @@ import { hasBias, LINEAR_NAMES, linearShape, type LayerWeights, type LinearName,
 import { AdamWState } from "../train/optimizer.js";
 import { MemoryAccounting } from "./accounting.js";
 import { StoredTensor } from "../backend/stored-tensor.js";
+import type { ModelShape } from "./estimator-terms.js";
 
 class PlanTensor extends StoredTensor<PlanTensor> {
   constructor(shape: readonly number[], dtype: DType, category: MemoryCategory, base: PlanTensor | null = null) {
@@ -166,19 +167,8 @@ export function planTrainingStep(config: ModelConfig, s: PlanSettings, computeDt
   return out;
 }
 
-/** The fields of a config.json the plan needs, as the estimator's ModelShape gives them. */
-export interface PlanModelShape {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  vocabSize: number;
-  tieWordEmbeddings: boolean;
-  attentionBias?: boolean;
-  qkNorm?: boolean;
-}
+/** The fields of a config.json the plan needs: the estimator's ModelShape. */
+export type PlanModelShape = ModelShape;
 
 function configOf(m: PlanModelShape): ModelConfig {
   return {

@@ -3,20 +3,11 @@
 // formula (weights ~ params x 0.5 byte; activations ~ batch x seq x hidden x 2 bytes per kept
 // tensor; optimizer ~ LoRA params x 4 bytes x 2; plus 1-2 GB overhead); the terms below refine it
 // with how the engine allocates (lib/backend/types.ts, lib/model).
+import type { ModelConfig } from "../formats/hf-config.js";
 
-/** The shape fields the estimate needs; lib/formats/hf-config.ts ModelConfig has all of them. */
-export interface ModelShape {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  vocabSize: number;
-  tieWordEmbeddings: boolean;
-  /** Qwen2's q/k/v bias (frozen, compute dtype). */
-  attentionBias?: boolean;
-}
+/** The shape fields the estimate (and the engine's plan) need: a ModelConfig, or just these fields. */
+export type ModelShape = Pick<ModelConfig, "hiddenSize" | "intermediateSize" | "numLayers" | "numHeads" | "numKvHeads" | "headDim" | "vocabSize" | "tieWordEmbeddings">
+  & Partial<Pick<ModelConfig, "attentionBias" | "qkNorm">>;
 
 export const LORA_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];

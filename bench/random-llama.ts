@@ -1,17 +1,18 @@
-// Random-init Llama shapes with 4-bit linears for generation benchmarks: the same shapes as the
-// training benchmark and its transformers baseline (Llama-3.2-1B, Llama-3.1-8B). Values do not
+// Random-init Llama shapes with 4-bit linears for the training and generation benchmarks: the
+// shapes of their transformers baselines (Llama-3.2-1B/3B, Llama-3.1-8B), plus a tiny smoke shape. Values do not
 // change the work, so the NF4 codes are random bytes with plausible scales (no host quantization
 // of billions of values).
 import { randomFillSync } from "node:crypto";
-import type { Backend } from "../../lib/backend/types.js";
-import { parseHfConfig, type ModelConfig } from "../../lib/formats/hf-config.js";
-import { LlamaModel } from "../../lib/model/llama.js";
-import { uploadLlamaWeights, type WeightSource } from "../../lib/model/upload-weights.js";
-import { linearShape, LINEAR_NAMES, type LinearName } from "../../lib/model/weights.js";
-import { DYNAMIC_MAP_SIGNED } from "../../lib/quant/dynamic-map.js";
-import type { Nf4Tensor } from "../../lib/quant/nf4.js";
+import type { Backend } from "../lib/backend/types.js";
+import { parseHfConfig, type ModelConfig } from "../lib/formats/hf-config.js";
+import { LlamaModel } from "../lib/model/llama.js";
+import { uploadLlamaWeights, type WeightSource } from "../lib/model/upload-weights.js";
+import { linearShape, LINEAR_NAMES, type LinearName } from "../lib/model/weights.js";
+import { DYNAMIC_MAP_SIGNED } from "../lib/quant/dynamic-map.js";
+import type { Nf4Tensor } from "../lib/quant/nf4.js";
 
 export const SHAPES: Record<string, Record<string, number | boolean>> = {
+  "3B": { hidden_size: 3072, num_hidden_layers: 28, num_attention_heads: 24, num_key_value_heads: 8, intermediate_size: 8192, vocab_size: 128256, tie_word_embeddings: true },
   "1B": { hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, intermediate_size: 8192, vocab_size: 128256, tie_word_embeddings: true },
   "8B": { hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256, tie_word_embeddings: false },
   tiny: { hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 256, vocab_size: 512, tie_word_embeddings: false },
@@ -22,7 +23,8 @@ export function shapeConfig(name: string): ModelConfig {
   return parseHfConfig({ model_type: "llama", ...SHAPES[name], rms_norm_eps: 1e-5, rope_theta: 500000, max_position_embeddings: 131072 }, `${name} shape`);
 }
 
-function randomValues(n: number, a: number, seed: number): Float32Array {
+/** Uniform values in [-a, a] from a fast LCG (init values only need the right scale). */
+export function randomValues(n: number, a: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
