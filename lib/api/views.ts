@@ -86,7 +86,7 @@ export function estimate(model: string, opts: EstimateApiOptions = {}): Displaya
   const e = estimatePeakMemory(config, {
     batch: opts.batch ?? 1, seq: opts.seq ?? 2048, r: opts.r ?? 16, targets: opts.targets,
     checkpoint: opts.checkpoint ?? "unsloth", gradAccum: opts.gradAccum, gpuBytes,
-    backend: onGpu ? "cuda" : "cpu", computeBytes: onGpu ? 2 : 4, plan: engineAllocationPlan(onGpu ? "bf16" : "f32"),
+    backend: onGpu ? "cuda" : "cpu", computeBytes: onGpu ? 2 : 4, plan: engineAllocationPlan(onGpu ? "bf16" : "f32", 0, onGpu),
   });
   return displayable(e, () => estimateBundle(e));
 }

@@ -157,6 +157,12 @@ export interface Backend {
    * saved (DESIGN.md). Absent means 0 (always offload; the CPU backend, so tests exercise the path).
    */
   readonly offloadMinTokens?: number;
+  /**
+   * True when ops can read offload_host tensors in place (CUDA: pinned host memory is mapped into
+   * the device's address space), so a frozen table only ever gathered by row may live in host RAM.
+   * Absent means false.
+   */
+  readonly kernelsReadHostMemory?: boolean;
 
   // ---- buffers ---------------------------------------------------------------------------
   /** A new buffer of zeros. */

@@ -10,6 +10,7 @@ import type { ModelConfig } from "../formats/hf-config.js";
 import { packSamples } from "../model/batch.js";
 import type { CheckpointPolicy } from "../model/checkpoint-policy.js";
 import { LlamaModel } from "../model/llama.js";
+import { embeddingCategory } from "../model/upload-weights.js";
 import { loraParams } from "../model/lora.js";
 import { hasBias, LINEAR_NAMES, linearShape, type LayerWeights, type LinearName, type LlamaWeights } from "../model/weights.js";
 import { AdamWState } from "../train/optimizer.js";
@@ -29,7 +30,7 @@ export class PlanningBackend implements Backend {
   readonly accounting = new MemoryAccounting();
   private workspace: { base: FrozenLinear; t: PlanTensor } | null = null;
 
-  constructor(readonly computeDtype: "f32" | "bf16" | "f16" = "f32", readonly offloadMinTokens = 0) {}
+  constructor(readonly computeDtype: "f32" | "bf16" | "f16" = "f32", readonly offloadMinTokens = 0, readonly kernelsReadHostMemory = false) {}
 
   private make(shape: readonly number[], dtype: DType, category: MemoryCategory): PlanTensor {
     const t = new PlanTensor([...shape], dtype, category);
@@ -126,7 +127,7 @@ export function plannedWeights(be: Backend, config: ModelConfig): LlamaWeights {
       nested: { absmax: be.zeros([Math.ceil(blocks / 256)], "f32", "base_weights"), code: be.zeros([256], "f32", "base_weights"), blocksize: 256, offset: 0 },
     };
   };
-  const embed = be.zeros([v, h], dt, "base_weights");
+  const embed = be.zeros([v, h], dt, embeddingCategory(be, config));
   const layers: LayerWeights[] = [];
   for (let l = 0; l < config.numLayers; l++) {
     const linears = {} as Record<LinearName, FrozenLinear>;
@@ -153,8 +154,8 @@ export interface PlanSettings {
 }
 
 /** Peak bytes by category of one training step (base, adapters + grads, AdamW state, activations, host, workspace). */
-export function planTrainingStep(config: ModelConfig, s: PlanSettings, computeDtype: "f32" | "bf16" | "f16" = "f32", offloadMinTokens = 0): Record<MemoryCategory, number> {
-  const be = new PlanningBackend(computeDtype, offloadMinTokens);
+export function planTrainingStep(config: ModelConfig, s: PlanSettings, computeDtype: "f32" | "bf16" | "f16" = "f32", offloadMinTokens = 0, kernelsReadHostMemory = false): Record<MemoryCategory, number> {
+  const be = new PlanningBackend(computeDtype, offloadMinTokens, kernelsReadHostMemory);
   const model = new LlamaModel(be, config, plannedWeights(be, config));
   model.attachLora({ r: s.r, targets: s.targets });
   const { params, grads } = loraParams(model.lora!);
@@ -182,9 +183,10 @@ function configOf(m: PlanModelShape): ModelConfig {
  * The `plan` option of estimatePeakMemory (estimator.ts): exact peaks of base weights, adapters,
  * optimizer, activations, host offload and workspace for the settings, on a backend computing in
  * `computeDtype` (bf16 on the GPU, f32 on the CPU reference backend) whose `unsloth` offload
- * starts at `offloadMinTokens` (Backend.offloadMinTokens).
+ * starts at `offloadMinTokens` (Backend.offloadMinTokens) and whose kernels may read host memory
+ * (Backend.kernelsReadHostMemory: true for CUDA, where an untied embedding stays in host RAM).
  */
-export function engineAllocationPlan(computeDtype: "f32" | "bf16" | "f16" = "bf16", offloadMinTokens = 0) {
+export function engineAllocationPlan(computeDtype: "f32" | "bf16" | "f16" = "bf16", offloadMinTokens = 0, kernelsReadHostMemory = false) {
   return (shape: PlanModelShape, s: { batch: number; seq: number; r: number; targets: readonly string[]; checkpoint: CheckpointPolicy }): Record<string, number> =>
-    planTrainingStep(configOf(shape), s, computeDtype, offloadMinTokens);
+    planTrainingStep(configOf(shape), s, computeDtype, offloadMinTokens, kernelsReadHostMemory);
 }

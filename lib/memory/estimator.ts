@@ -117,7 +117,9 @@ export function estimateBytes(config: ModelShape, opts: EstimateOptions): Omit<M
   const linearParams = Object.values(shapes).reduce((s, [i, o]) => s + i * o, 0);
   add("base_weights", `${L} layers x 7 linear weights in NF4 (${NF4_BYTES_PER_PARAM.toFixed(4)} byte/param + tables)`, L * (linearParams * NF4_BYTES_PER_PARAM + 7 * NF4_BYTES_PER_TENSOR));
   const embedParams = m.vocabSize * H;
-  add("base_weights", "token embeddings (compute dtype)", embedParams * b);
+  // On CUDA an untied embedding stays in pinned host RAM (lib/model/upload-weights.ts, embeddingCategory).
+  if (cuda && !m.tieWordEmbeddings) add("offload_host", "token embeddings in pinned host RAM (rows gathered over PCIe)", embedParams * b);
+  else add("base_weights", "token embeddings (compute dtype)", embedParams * b);
   if (!m.tieWordEmbeddings) add("base_weights", "LM head, untied (compute dtype, frozen dense)", embedParams * b);
   add("base_weights", "RMSNorm weights (2 per layer + final)", (2 * L + 1) * H * b);
   if (m.attentionBias) add("base_weights", "q/k/v biases", L * (shapes.q[1] + 2 * shapes.k[1]) * b);

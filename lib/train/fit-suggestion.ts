@@ -43,12 +43,12 @@ function candidates(s: FitSettings): { label: string; settings: FitSettings }[] 
 }
 
 /** A sentence naming the first candidate whose planned peak fits `capacity` bytes. */
-export function suggestFittingSettings(config: ModelConfig, s: FitSettings, capacity: number, computeDtype: "f32" | "bf16" | "f16", offloadMinTokens = 0): string {
+export function suggestFittingSettings(config: ModelConfig, s: FitSettings, capacity: number, computeDtype: "f32" | "bf16" | "f16", offloadMinTokens = 0, kernelsReadHostMemory = false): string {
   let smallest = Infinity;
   for (const c of candidates(s)) {
     const need = deviceBytes(planTrainingStep(config, {
       batch: c.settings.batchSize, seq: Math.min(c.settings.maxSeqLength, s.longestSequence), r: c.settings.r, targets: c.settings.targets, checkpoint: c.settings.checkpoint,
-    }, computeDtype, offloadMinTokens));
+    }, computeDtype, offloadMinTokens, kernelsReadHostMemory));
     if (need <= capacity) return `${c.label} would fit (planned peak ${formatBytes(need)} of ${formatBytes(capacity)}).`;
     smallest = Math.min(smallest, need);
   }

@@ -17,18 +17,21 @@ const LLAMA_31_8B = { hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, 
 // Kept bytes/token/layer: 4096 + 4100 + 6144 + 4224 + 4096 + 4100 + 32768 + 16384 + 224 = 76,136;
 // backward 57,344; final norm 8,196; T = 8192 tokens.
 // 8B: linear 218,103,808/layer x32 = 6,979,321,856 -> 3,600,416,768 + 1092*224 = 3,600,661,376;
-// embeddings + untied head 2 x 1,050,673,152; norms 65*4096*2 = 532,480. LoRA 41,943,040.
+// untied head 1,050,673,152 on the device; the untied embedding (1,050,673,152) in pinned host RAM
+// on CUDA; norms 65*4096*2 = 532,480. LoRA 41,943,040.
 // Kept/token/layer 139,624; backward 102,400; final 16,388.
 const HAND = {
   "1B": {
     base_weights: 502_103_488 + 525_336_576 + 135_168,
     lora: 11_272_192,
     activations: { off: 8192 * (16 * 76_136 + 57_344 + 8_196), true: 8192 * (16 * 4096 + 76_136 + 57_344 + 8_196), unsloth: 8192 * (2 * 4096 + 76_136 + 57_344 + 8_196) },
+    hostEmbedding: 0,
     offload: 16 * 4096 * 8192,
     workspace: 1024 * 128256 * 4 + 4096 * 8192 + 2048 * 8192 * 2 + 32 * 1024 ** 2,
   },
   "8B": {
-    base_weights: 3_600_661_376 + 2 * 1_050_673_152 + 532_480,
+    base_weights: 3_600_661_376 + 1_050_673_152 + 532_480,
+    hostEmbedding: 1_050_673_152,
     lora: 41_943_040,
     activations: { off: 8192 * (32 * 139_624 + 102_400 + 16_388), true: 8192 * (32 * 8192 + 139_624 + 102_400 + 16_388), unsloth: 8192 * (2 * 8192 + 139_624 + 102_400 + 16_388) },
     offload: 32 * 8192 * 8192,
@@ -51,11 +54,12 @@ describe("estimatePeakMemory against hand calculations", () => {
           assert.equal(e.bytes.adapters, h.lora * 8, "fp32 weights + fp32 gradients");
           assert.equal(e.bytes.optimizer, h.lora * 8, "AdamW: two fp32 moments");
           assert.equal(e.bytes.activations, h.activations[checkpoint]);
-          assert.equal(e.bytes.offload_host ?? 0, checkpoint === "unsloth" ? h.offload : 0);
+          const host = (checkpoint === "unsloth" ? h.offload : 0) + h.hostEmbedding;
+          assert.equal(e.bytes.offload_host ?? 0, host);
           assert.equal(e.bytes.workspace, h.workspace);
           assert.equal(e.bytes.overhead, GiB);
           assert.equal(e.deviceBytes, h.base_weights + 16 * h.lora + h.activations[checkpoint] + h.workspace + GiB);
-          assert.equal(e.hostBytes, checkpoint === "unsloth" ? h.offload : 0);
+          assert.equal(e.hostBytes, host);
         });
       }
     }
@@ -106,7 +110,7 @@ describe("fits and the nearest settings that fit", () => {
   });
 
   it("shortens the sequence only when batch and checkpointing cannot help", () => {
-    const e = estimatePeakMemory(LLAMA_31_8B, { batch: 1, seq: 8192, r: 16, checkpoint: "unsloth", gpuBytes: 9 * GiB });
+    const e = estimatePeakMemory(LLAMA_31_8B, { batch: 1, seq: 8192, r: 16, checkpoint: "unsloth", gpuBytes: 8 * GiB });
     assert.equal(e.fits, false);
     assert.ok(e.suggestions.length > 0);
     assert.equal(e.suggestions[0].seq, 4096);

@@ -24,6 +24,8 @@ const HOST_ARRAY_TYPES: Record<DType, Function> = {
 export class CudaBackend implements DecodeBackend {
   readonly name = "cuda";
   readonly computeDtype = "bf16" as const;
+  // tsl_host_alloc's pinned buffers are mapped at the same address on the device (unified addressing).
+  readonly kernelsReadHostMemory = true;
   readonly lib: Native;
   private readonly linearOps = new LinearOps(this);
 
@@ -122,8 +124,9 @@ export class CudaBackend implements DecodeBackend {
     const dev = this.alloc(c.shape, c.dtype, category);
     const ev = new BigUint64Array(1);
     check(this.lib.copyH2dAsync(dev.ptr, c.ptr, c.bytes, ev), "tsl_copy_h2d_async");
-    // Later compute waits for the copy on the GPU; `done` also resolves for host-side bookkeeping.
-    check(this.lib.eventWait(ev[0]), "tsl_event_wait");
+    // No GPU-side wait: ops may use `dev` once `done` resolves, i.e. once the host has seen the copy
+    // finish, so they queue after it anyway, and kernels queued before then (the layer being
+    // computed while this one's input is prefetched) are not held behind the copy.
     return { tensor: dev, done: this.eventDone(ev[0]) };
   }
 
