@@ -134,16 +134,24 @@ export class LlamaModel {
     const inputs: Tensor[] = [];
     const kept: (LayerActivations | null)[] = [];
     let x = be.embedding(this.weights.embed, t.ids);
+    // unsloth: the host waits for the previous layer's copy, not this one's, so it stays a layer
+    // ahead of the GPU and the kernel queue never drains behind a copy (one more input on device).
+    let copying: { copy: PendingCopy; source: Tensor } | null = null;
     for (let l = 0; l < L; l++) {
       const offload = policy === "unsloth" ? be.copyToHostAsync(x) : null;
       const { out, acts } = layerForward(this.context(l, t), x, policy === "off");
       kept.push(acts);
-      if (offload) {
-        yield offload;
-        be.free(x);
-        inputs.push(offload.tensor);
-      } else inputs.push(x);
+      if (copying) {
+        yield copying.copy;
+        be.free(copying.source);
+      }
+      copying = offload ? { copy: offload, source: x } : null;
+      inputs.push(offload ? offload.tensor : x);
       x = out;
+    }
+    if (copying) {
+      yield copying.copy;
+      be.free(copying.source);
     }
     const { y, rstd } = be.rmsnorm(x, this.weights.finalNorm, this.config.rmsNormEps);
     const { lossSum, lse } = be.crossEntropyLmHead(y, this.weights.lmHead, t.labels, CROSS_ENTROPY_CHUNK_TOKENS);
