@@ -102,6 +102,15 @@ def loss_and_grads(model, seqs, labels):
     return float(loss), count, grads
 
 
+def bf16_gaps(model, seqs, labels, loss, grads):
+    """How far PyTorch itself lands from its float32 results when it computes in bf16 (autocast: bf16
+    matmul inputs and outputs, float32 accumulation, as on a GPU): the yardstick for a bf16 backend."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss16, _, grads16 = loss_and_grads(model, seqs, labels)
+    rel = {k: float((grads16[k].float() - g).norm() / g.norm()) for k, g in grads.items()}
+    return {"loss_gap": abs(loss16 - loss) / abs(loss), "grad_rel_l2": rel}
+
+
 def nf4_roundtrip(w):
     # Quantized as rows of one block each: the same flattening and the same bytes as quantizing W
     # itself, but bitsandbytes 0.50's CPU dequantize_4bit mis-scales weights whose rows are not a
@@ -128,7 +137,7 @@ def run(family, root):
 
     loss, count, grads = loss_and_grads(peft_model, seqs, labels)
     save_file(grads, os.path.join(out, "grads_dense.safetensors"))
-    result["dense"] = {"loss": loss, "count": count}
+    result["dense"] = {"loss": loss, "count": count, "bf16": bf16_gaps(peft_model, seqs, labels, loss, grads)}
 
     with torch.no_grad():
         for name, module in peft_model.named_modules():
@@ -136,7 +145,7 @@ def run(family, root):
                 module.base_layer.weight.copy_(nf4_roundtrip(module.base_layer.weight))
     loss, count, grads = loss_and_grads(peft_model, seqs, labels)
     save_file(grads, os.path.join(out, "grads_nf4.safetensors"))
-    result["nf4"] = {"loss": loss, "count": count}
+    result["nf4"] = {"loss": loss, "count": count, "bf16": bf16_gaps(peft_model, seqs, labels, loss, grads)}
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(result, f)
 
