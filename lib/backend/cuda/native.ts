@@ -7,6 +7,7 @@ import { join } from "node:path";
 import koffi from "koffi";
 import { projectRoot } from "../../paths.js";
 import { formatBytes, MEMORY_CATEGORIES, OutOfMemoryError, type MemoryCategory } from "../types.js";
+import { opProfileEnabled, record } from "./op-profile.js";
 
 /** Status codes of the C ABI (tsl_status). */
 export const TSL_OK = 0;
@@ -141,7 +142,10 @@ export function lastErrorAnyThread(): string {
 
 /** Throws unless status is TSL_OK; out of memory becomes OutOfMemoryError with the library's numbers. */
 export function check(status: number, op: string, message?: string): void {
-  if (status === TSL_OK) return;
+  if (status === TSL_OK) {
+    if (opProfileEnabled() && op !== "tsl_synchronize") record(op, () => native().synchronize());
+    return;
+  }
   const msg = message ?? lastError();
   if (status === TSL_ERR_OOM) throw outOfMemory(msg);
   throw new CudaError(op, status, `tsloth CUDA ${op}: ${msg}`);
