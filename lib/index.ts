@@ -33,6 +33,8 @@ export { peftLoraKey, type LoraOptions } from "./model/lora.js";
 export type { CheckpointPolicy } from "./model/checkpoint-policy.js";
 export type { TrainProgress, TrainSummary } from "./train/progress.js";
 export { engineAllocationPlan, planTrainingStep } from "./memory/estimate-plan.js";
+export { CPU_TRAITS, type BackendTraits } from "./backend/types.js";
+export { CUDA_TRAITS } from "./backend/cuda/traits.js";
 export { KV_CACHE_INCREMENT, KV_BLOCK_SIZE } from "./infer/kv-cache.js";
 export { DEFAULT_KV_MEMORY_SHARE } from "./infer/paged-kv-cache.js";
 export type { FinishReason, KvLayout } from "./infer/decode-loop.js";

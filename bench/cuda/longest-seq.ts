@@ -6,6 +6,7 @@
 //   node dist/bench/cuda/longest-seq.js --shape 8B [--gib 79] [--host-gib 100] [--checkpoint unsloth]
 import { freemem } from "node:os";
 import { CudaBackend } from "../../lib/backend/cuda/index.js";
+import { CUDA_TRAITS } from "../../lib/backend/cuda/traits.js";
 import { freeDeviceBytes } from "../../lib/backend/cuda/decode-ops.js";
 import type { CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
 import { engineAllocationPlan } from "../../lib/memory/estimate-plan.js";
@@ -28,7 +29,7 @@ function main(): void {
   const deviceBytes = arg("gib") ? Number(arg("gib")) * GIB : freeDeviceBytes(new CudaBackend());
   // Pinned host memory beyond ~85% of what is free would starve the process of pageable RAM.
   const hostBytes = arg("host-gib") ? Number(arg("host-gib")) * GIB : 0.85 * freemem();
-  const plan = engineAllocationPlan("bf16", 0, true);
+  const plan = engineAllocationPlan(CUDA_TRAITS);
   const estimate = (seq: number) => estimatePeakMemory(config, { batch: 1, seq, r: 16, checkpoint, plan });
   const fits = (seq: number) => {
     const e = estimate(seq);

@@ -3,7 +3,7 @@
 // model load, then for each sequence length a few timed steps under each policy, alternating, so
 // both see the same card state. A copy has a fixed cost (event, launch, a small transfer that
 // cannot hide behind a short layer), so short micro-batches should favour `true`: the lengths
-// where unsloth is slower say what CudaBackend.offloadMinTokens should be.
+// where unsloth is slower say what CUDA_OFFLOAD_MIN_BYTES (lib/backend/cuda/traits.ts) should be.
 //   node dist/bench/cuda/offload-threshold.js --shape 1B [--seqs 256,512,1024,2048] [--steps 5]
 import { CudaBackend } from "../../lib/backend/cuda/index.js";
 import type { CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";

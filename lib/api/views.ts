@@ -1,6 +1,8 @@
 // The API twins of %vram, %env and %estimate: each returns a plain report object that also knows
 // its own mime bundle (Symbol.for("tsloth.mimeBundle")), so a cell shows it richly by returning it
 // and code can still read its numbers.
+import { CUDA_TRAITS } from "../backend/cuda/traits.js";
+import { CPU_TRAITS } from "../backend/types.js";
 import { envBundle, envReport, type EnvReport } from "../env/env-report.js";
 import { usableGpuBytes } from "../env/gpu-info.js";
 import { readHfConfig } from "../formats/hf-config.js";
@@ -86,7 +88,7 @@ export function estimate(model: string, opts: EstimateApiOptions = {}): Displaya
   const e = estimatePeakMemory(config, {
     batch: opts.batch ?? 1, seq: opts.seq ?? 2048, r: opts.r ?? 16, targets: opts.targets,
     checkpoint: opts.checkpoint ?? "unsloth", gradAccum: opts.gradAccum, gpuBytes,
-    backend: onGpu ? "cuda" : "cpu", computeBytes: onGpu ? 2 : 4, plan: engineAllocationPlan(onGpu ? "bf16" : "f32", 0, onGpu),
+    backend: onGpu ? "cuda" : "cpu", computeBytes: onGpu ? 2 : 4, plan: engineAllocationPlan(onGpu ? CUDA_TRAITS : CPU_TRAITS),
   });
   return displayable(e, () => estimateBundle(e));
 }

@@ -146,17 +146,24 @@ export interface AdamWHyper {
   step: number;
 }
 
+/** What the memory planner must know of a backend to mirror its allocations (a Backend has them). */
+export type BackendTraits = Pick<Backend, "computeDtype" | "offloadMinBytes" | "kernelsReadHostMemory">;
+
+/** The CPU reference backend's traits: f32 compute, always offload, host tensors not read in place. */
+export const CPU_TRAITS: BackendTraits = { computeDtype: "f32" };
+
 export interface Backend {
   /** "cpu", "cuda", ... */
   readonly name: string;
   /** The float dtype activations are computed in on this backend. */
   readonly computeDtype: "f32" | "bf16" | "f16";
   /**
-   * Micro-batches shorter than this many tokens do not offload under `unsloth` checkpointing: they
-   * keep layer inputs on the device as `true` does, since a copy's fixed cost outweighs the bytes
-   * saved (DESIGN.md). Absent means 0 (always offload; the CPU backend, so tests exercise the path).
+   * Micro-batches whose layer input (tokens × hidden × compute dtype) is smaller than this many
+   * bytes do not offload under `unsloth` checkpointing: they keep layer inputs on the device as
+   * `true` does, since a copy's fixed cost outweighs the bytes saved (DESIGN.md). Absent means 0
+   * (always offload; the CPU backend, so tests exercise the path).
    */
-  readonly offloadMinTokens?: number;
+  readonly offloadMinBytes?: number;
   /**
    * True when ops can read offload_host tensors in place (CUDA: pinned host memory is mapped into
    * the device's address space), so a frozen table only ever gathered by row may live in host RAM.

@@ -3,7 +3,7 @@
 // every category's peak comes from the code that will run, not from a formula. The estimator
 // (estimator.ts, `plan` option) uses these numbers in place of its own where given.
 import {
-  DTYPE_BYTES, elementCount, MEMORY_CATEGORIES, type AttentionShape, type Backend, type DType, type FrozenLinear, type HostArray,
+  CPU_TRAITS, DTYPE_BYTES, elementCount, MEMORY_CATEGORIES, type AttentionShape, type Backend, type BackendTraits, type DType, type FrozenLinear, type HostArray,
   type MemoryCategory, type MemoryReport, type Nf4Weight, type PendingCopy, type Tensor,
 } from "../backend/types.js";
 import type { ModelConfig } from "../formats/hf-config.js";
@@ -30,7 +30,15 @@ export class PlanningBackend implements Backend {
   readonly accounting = new MemoryAccounting();
   private workspace: { base: FrozenLinear; t: PlanTensor } | null = null;
 
-  constructor(readonly computeDtype: "f32" | "bf16" | "f16" = "f32", readonly offloadMinTokens = 0, readonly kernelsReadHostMemory = false) {}
+  readonly computeDtype: "f32" | "bf16" | "f16";
+  readonly offloadMinBytes: number;
+  readonly kernelsReadHostMemory: boolean;
+
+  constructor(traits: BackendTraits = CPU_TRAITS) {
+    this.computeDtype = traits.computeDtype;
+    this.offloadMinBytes = traits.offloadMinBytes ?? 0;
+    this.kernelsReadHostMemory = traits.kernelsReadHostMemory ?? false;
+  }
 
   private make(shape: readonly number[], dtype: DType, category: MemoryCategory): PlanTensor {
     const t = new PlanTensor([...shape], dtype, category);
@@ -154,8 +162,8 @@ export interface PlanSettings {
 }
 
 /** Peak bytes by category of one training step (base, adapters + grads, AdamW state, activations, host, workspace). */
-export function planTrainingStep(config: ModelConfig, s: PlanSettings, computeDtype: "f32" | "bf16" | "f16" = "f32", offloadMinTokens = 0, kernelsReadHostMemory = false): Record<MemoryCategory, number> {
-  const be = new PlanningBackend(computeDtype, offloadMinTokens, kernelsReadHostMemory);
+export function planTrainingStep(config: ModelConfig, s: PlanSettings, traits: BackendTraits = CPU_TRAITS): Record<MemoryCategory, number> {
+  const be = new PlanningBackend(traits);
   const model = new LlamaModel(be, config, plannedWeights(be, config));
   model.attachLora({ r: s.r, targets: s.targets });
   const { params, grads } = loraParams(model.lora!);
@@ -181,12 +189,11 @@ function configOf(m: PlanModelShape): ModelConfig {
 
 /**
  * The `plan` option of estimatePeakMemory (estimator.ts): exact peaks of base weights, adapters,
- * optimizer, activations, host offload and workspace for the settings, on a backend computing in
- * `computeDtype` (bf16 on the GPU, f32 on the CPU reference backend) whose `unsloth` offload
- * starts at `offloadMinTokens` (Backend.offloadMinTokens) and whose kernels may read host memory
- * (Backend.kernelsReadHostMemory: true for CUDA, where an untied embedding stays in host RAM).
+ * optimizer, activations, host offload and workspace for the settings, on a backend with these
+ * traits (CUDA_TRAITS for the GPU: bf16, the offload threshold, the untied embedding in host RAM;
+ * CPU_TRAITS for the f32 reference backend).
  */
-export function engineAllocationPlan(computeDtype: "f32" | "bf16" | "f16" = "bf16", offloadMinTokens = 0, kernelsReadHostMemory = false) {
+export function engineAllocationPlan(traits: BackendTraits) {
   return (shape: PlanModelShape, s: { batch: number; seq: number; r: number; targets: readonly string[]; checkpoint: CheckpointPolicy }): Record<string, number> =>
-    planTrainingStep(configOf(shape), s, computeDtype, offloadMinTokens, kernelsReadHostMemory);
+    planTrainingStep(configOf(shape), s, traits);
 }

@@ -1,7 +1,7 @@
 // The Llama-family causal LM over the Backend: embedding → decoder layers → final norm → LM head
 // with the chunked cross-entropy. Forward and backward are written once here; the checkpoint
 // policy decides what each layer keeps between them.
-import type { AttentionShape, Backend, PendingCopy, Tensor } from "../backend/types.js";
+import { DTYPE_BYTES, type AttentionShape, type Backend, type PendingCopy, type Tensor } from "../backend/types.js";
 import type { ModelConfig } from "../formats/hf-config.js";
 import { countTargets, type PackedBatch } from "./batch.js";
 import type { CheckpointPolicy } from "./checkpoint-policy.js";
@@ -129,7 +129,8 @@ export class LlamaModel {
   /** The step as a generator that yields each host copy it must wait for. */
   private *forwardBackwardSteps(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number): Generator<PendingCopy, StepResult, void> {
     const be = this.be, L = this.config.numLayers, t = this.upload(batch);
-    if (policy === "unsloth" && batch.ids.length < (be.offloadMinTokens ?? 0)) policy = "true";
+    const layerInputBytes = batch.ids.length * this.config.hiddenSize * DTYPE_BYTES[be.computeDtype];
+    if (policy === "unsloth" && layerInputBytes < (be.offloadMinBytes ?? 0)) policy = "true";
     // inputs[l]: layer l's input, on device (off/true) or in the host store (unsloth).
     const inputs: Tensor[] = [];
     const kept: (LayerActivations | null)[] = [];

@@ -1,6 +1,6 @@
 // After an out-of-memory error: the nearest training settings that would fit the device, found by
 // planning each candidate with the engine's own allocation plan (lib/memory/estimate-plan.ts).
-import { formatBytes, MEMORY_CATEGORIES, type MemoryReport } from "../backend/types.js";
+import { formatBytes, MEMORY_CATEGORIES, type BackendTraits, type MemoryReport } from "../backend/types.js";
 import type { ModelConfig } from "../formats/hf-config.js";
 import { planTrainingStep } from "../memory/estimate-plan.js";
 import type { CheckpointPolicy } from "../model/checkpoint-policy.js";
@@ -43,12 +43,12 @@ function candidates(s: FitSettings): { label: string; settings: FitSettings }[] 
 }
 
 /** A sentence naming the first candidate whose planned peak fits `capacity` bytes. */
-export function suggestFittingSettings(config: ModelConfig, s: FitSettings, capacity: number, computeDtype: "f32" | "bf16" | "f16", offloadMinTokens = 0, kernelsReadHostMemory = false): string {
+export function suggestFittingSettings(config: ModelConfig, s: FitSettings, capacity: number, traits: BackendTraits): string {
   let smallest = Infinity;
   for (const c of candidates(s)) {
     const need = deviceBytes(planTrainingStep(config, {
       batch: c.settings.batchSize, seq: Math.min(c.settings.maxSeqLength, s.longestSequence), r: c.settings.r, targets: c.settings.targets, checkpoint: c.settings.checkpoint,
-    }, computeDtype, offloadMinTokens, kernelsReadHostMemory));
+    }, traits));
     if (need <= capacity) return `${c.label} would fit (planned peak ${formatBytes(need)} of ${formatBytes(capacity)}).`;
     smallest = Math.min(smallest, need);
   }

@@ -93,7 +93,7 @@ export async function trainLoop(model: LlamaModel, samples: readonly TokenSample
       } catch (e) {
         if (!(e instanceof OutOfMemoryError) || !model.lora) throw e;
         const lora = model.lora.options;
-        const advice = suggestFittingSettings(model.config, { ...o, r: lora.r, targets: lora.targets, longestSequence: longestSequence(samples) }, capacityAtFailure(be.memory(), e.freeBytes), be.computeDtype, be.offloadMinTokens, be.kernelsReadHostMemory);
+        const advice = suggestFittingSettings(model.config, { ...o, r: lora.r, targets: lora.targets, longestSequence: longestSequence(samples) }, capacityAtFailure(be.memory(), e.freeBytes), be);
         throw new Error(
           `tsloth: out of memory while training a micro-batch of ${batch.ids.length} tokens (--batch ${o.batchSize}, --max_seq_length ${o.maxSeqLength}, ` +
             `--checkpoint ${o.checkpoint}): asked for ${formatBytes(e.requestedBytes)} of ${e.category} with ${formatBytes(e.freeBytes)} free. ${advice}`,

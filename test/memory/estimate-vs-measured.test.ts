@@ -6,6 +6,7 @@
 // outside the allocator and is left out of the comparison.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { CUDA_TRAITS } from "../../lib/backend/cuda/traits.js";
 import { engineAllocationPlan } from "../../lib/memory/estimate-plan.js";
 import { estimatePeakMemory } from "../../lib/memory/estimator.js";
 
@@ -25,7 +26,7 @@ const MEASURED_GIB: [keyof typeof SHAPES, number, number, number][] = [
 describe("estimatePeakMemory against the measured CUDA peaks", () => {
   for (const [shape, batch, seq, measured] of MEASURED_GIB) {
     it(`${shape} at ${batch} x ${seq} lands within 10% of the measured ${measured} GiB`, () => {
-      const e = estimatePeakMemory(SHAPES[shape], { batch, seq, r: 16, checkpoint: "unsloth", plan: engineAllocationPlan("bf16", 0, true) });
+      const e = estimatePeakMemory(SHAPES[shape], { batch, seq, r: 16, checkpoint: "unsloth", plan: engineAllocationPlan(CUDA_TRAITS) });
       const engineGib = (e.deviceBytes - (e.bytes.overhead ?? 0)) / 2 ** 30;
       assert.ok(Math.abs(engineGib - measured) / measured <= 0.1, `estimated ${engineGib.toFixed(2)} GiB, measured ${measured} GiB`);
     });

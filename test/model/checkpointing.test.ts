@@ -57,10 +57,10 @@ for (const { name, make } of backends()) {
 }
 
 describe("unsloth checkpointing on short micro-batches", () => {
-  it("keeps layer inputs on the device below the backend's offloadMinTokens", async () => {
+  it("keeps layer inputs on the device below the backend's offloadMinBytes", async () => {
     const config = tinyConfig("llama");
     class ShortSkippingBackend extends CpuBackend {
-      readonly offloadMinTokens = 100;
+      readonly offloadMinBytes = 100 * config.hiddenSize * 4; // 100 tokens of f32 layer input
     }
     const be = new ShortSkippingBackend();
     const model = randomModel(be, config, 31, "nf4");

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CpuBackend } from "../../lib/backend/cpu/backend.js";
+import { CUDA_TRAITS } from "../../lib/backend/cuda/traits.js";
 import { MEMORY_CATEGORIES } from "../../lib/backend/types.js";
 import { engineAllocationPlan, planTrainingStep } from "../../lib/memory/estimate-plan.js";
 import { packSamples } from "../../lib/model/batch.js";
@@ -23,7 +24,7 @@ describe("the engine's allocation plan", () => {
         const batch = packSamples([0, 1].map((i) => ({ ids: randomTokens(i, settings.seq, config.vocabSize) })));
         await model.forwardBackward(batch, checkpoint, 1);
         const measured = be.memory().peak;
-        const planned = planTrainingStep(config, settings, "f32");
+        const planned = planTrainingStep(config, settings);
         for (const c of MEMORY_CATEGORIES) assert.equal(planned[c], measured[c], `${c}: planned ${planned[c]}, measured ${measured[c]}`);
       });
     }
@@ -31,7 +32,7 @@ describe("the engine's allocation plan", () => {
 
   it("plans an 8B-shaped step in bf16 without allocating it, with activations ordered off > true > unsloth", () => {
     const shape = { hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, numHeads: 32, numKvHeads: 8, headDim: 128, vocabSize: 128256, tieWordEmbeddings: false };
-    const plan = engineAllocationPlan("bf16", 0, true); // as on CUDA: the untied embedding in host RAM
+    const plan = engineAllocationPlan(CUDA_TRAITS); // as on CUDA: the untied embedding in host RAM
     const s = { batch: 1, seq: 2048, r: 16, targets: ["q", "k", "v", "o", "gate", "up", "down"] };
     const off = plan(shape, { ...s, checkpoint: "off" }), full = plan(shape, { ...s, checkpoint: "true" }), uns = plan(shape, { ...s, checkpoint: "unsloth" });
     // NF4 base ≈ 0.5 byte per linear parameter plus the 16-bit LM head: about 4.7 GB for Llama-3.1-8B;

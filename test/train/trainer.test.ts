@@ -112,7 +112,7 @@ describe("trainer", () => {
     const probe = fresh();
     await trainLoop(probe.model, samples, probe.state, opts);
     const failingPeak = probe.be.memory().peakDeviceTotal;
-    const planned = planTrainingStep(config, { batch: 1, seq: 10, r: 4, targets: probe.model.lora!.options.targets, checkpoint: "unsloth" }, "f32");
+    const planned = planTrainingStep(config, { batch: 1, seq: 10, r: 4, targets: probe.model.lora!.options.targets, checkpoint: "unsloth" });
     const fitting = Object.entries(planned).reduce((n, [c, b]) => (c === "offload_host" ? n : n + b), 0);
     assert.ok(fitting < failingPeak);
     const be = new CpuBackend({ deviceBytes: fitting + 64 });

@@ -15,6 +15,7 @@ import { LinearOps } from "./linear.js";
 import { callAsync, check, lastErrorAnyThread, native, type Native } from "./native.js";
 import * as ops from "./ops.js";
 import { asCuda, CudaTensor } from "./tensor.js";
+import { CUDA_TRAITS } from "./traits.js";
 
 /** The host array type each dtype is uploaded from (Node's Buffer counts as a Uint8Array). */
 const HOST_ARRAY_TYPES: Record<DType, Function> = {
@@ -24,8 +25,8 @@ const HOST_ARRAY_TYPES: Record<DType, Function> = {
 export class CudaBackend implements DecodeBackend {
   readonly name = "cuda";
   readonly computeDtype = "bf16" as const;
-  // tsl_host_alloc's pinned buffers are mapped at the same address on the device (unified addressing).
-  readonly kernelsReadHostMemory = true;
+  readonly offloadMinBytes = CUDA_TRAITS.offloadMinBytes;
+  readonly kernelsReadHostMemory = CUDA_TRAITS.kernelsReadHostMemory;
   readonly lib: Native;
   private readonly linearOps = new LinearOps(this);
 
