@@ -5,6 +5,10 @@ written) and PyTorch's bf16 matrix-vector product on the same shape (the 16-bit 
 Bytes counted: packed codes + 8-bit absmax + nested absmax (what the kernel must read). Each timed
 call reads another copy of the weights, cycling through more than L2 holds, so the numbers are
 HBM's, as in a real decode step where every layer's weights are new.
+The numbers are GPU time, not host time: before the start event a torch.cuda._sleep spin (~50 ms)
+is enqueued, so the host has queued every timed call (ctypes calls and torch.mv alike) before the
+GPU reaches the first of them; back-to-back Python calls would otherwise be timed at the host's pace.
+(kernels-cuda/dev/nf4_gemv_bench.cu times the kernel variants the same way, through a CUDA graph.)
   python3 bench/infer/nf4_gemv_bench.py
 """
 import ctypes
@@ -18,11 +22,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from common import F32, f32, i64, lib, ptr  # noqa: E402
 
 
+def sleep_cycles(ms):
+    """GPU clock cycles of a spin lasting about `ms` milliseconds (from the card's clock rate)."""
+    khz = getattr(torch.cuda.get_device_properties(0), "clock_rate", 0) or 2_000_000
+    return int(khz * ms)
+
+
 def time_ms(fn, reps=50):
     for _ in range(5):
         fn()
     torch.cuda.synchronize()
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    # Keep the GPU busy while the host enqueues all reps, so the events time the GPU's work.
+    torch.cuda._sleep(sleep_cycles(50))
     a.record()
     for _ in range(reps):
         fn()

@@ -226,7 +226,7 @@ tsl_status tsl_paged_attention(const void* d_q, const uint64_t* h_k_segs, const 
  * absmax f32 or double-quantized as in tsl_nf4_dequantize), reading the packed weights once:
  *   y[o] = Σ_i W[o,i] x[i] (+ bias[o]) (+ scale · Σ_j (x·aᵀ)[j] b[o,j]).
  * x, y bf16; bias any float or null; LoRA a f32 [r, in_f], b f32 [out_f, r] or null.
- * in_f must be a multiple of 64 and blocksize a multiple of 32. */
+ * in_f must be a multiple of 64; blocksize a power of two ≥ 32, nested_blocksize a power of two. */
 tsl_status tsl_nf4_gemv(const uint8_t* d_packed, int64_t out_f, int64_t in_f, int32_t blocksize, const float* d_absmax_f32,
                         const uint8_t* d_absmax_q, const float* d_nested_absmax, const float* d_nested_code,
                         int32_t nested_blocksize, float nested_offset, const void* d_x, const void* d_bias,

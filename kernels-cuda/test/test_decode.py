@@ -6,7 +6,7 @@ import ctypes
 
 import torch
 
-from common import BF16, F32, call, f32, i64, poison, ptr, run
+from common import BF16, F32, call, f32, i64, poison, ptr, run, status_of
 from test_ops import NF4_CODE, nf4_quantize
 
 BS = 16
@@ -22,12 +22,17 @@ def i32_array(xs):
 
 def check_gemv(rep):
     code = torch.tensor(NF4_CODE, dtype=torch.float64, device="cuda")
-    for out_f, in_f, dq, bias, r in [(4096, 4096, True, False, 0), (1000, 14336, False, True, 0), (77, 128, True, True, 16),
-                                     (2048, 8192, True, False, 8), (15, 192, True, False, 0)]:
+    # (out_f, in_f, double-quantized, bias, LoRA rank, blocksize): rows shorter than a warp's 32 code
+    # words, row counts that leave a block of 8 warps partly empty, and blocksizes 32 / 128 / 256,
+    # where an absmax block straddles two rows (in_f = 192) or a warp's iteration spans 32 blocks.
+    for out_f, in_f, dq, bias, r, bs in [(4096, 4096, True, False, 0, 64), (1000, 14336, False, True, 0, 64),
+                                         (77, 128, True, True, 16, 64), (2048, 8192, True, False, 8, 64),
+                                         (15, 192, True, False, 0, 64), (33, 192, False, False, 0, 128),
+                                         (40, 1088, True, False, 0, 32), (19, 4160, True, True, 0, 256)]:
         w = torch.randn(out_f, in_f, device="cuda") * 0.02
-        qs = nf4_quantize(w)
+        qs = nf4_quantize(w, blocksize=bs)
         am = (qs["absmax_dq"] if dq else qs["absmax"]).double()
-        wd = (code[qs["idx"].long()] * am.repeat_interleave(64)[: out_f * in_f]).view(out_f, in_f)
+        wd = (code[qs["idx"].long()] * am.repeat_interleave(bs)[: out_f * in_f]).view(out_f, in_f)
         x = torch.randn(in_f, device="cuda").bfloat16()
         ref = wd @ x.double()
         b = torch.randn(out_f, device="cuda") if bias else None
@@ -40,11 +45,19 @@ def check_gemv(rep):
             lb = torch.randn(out_f, r, device="cuda") * 0.05
             ref = ref + scale * (lb.double() @ (a.double() @ x.double()))
         y = poison((out_f,), torch.bfloat16)
-        call("tsl_nf4_gemv", ptr(qs["packed"]), i64(out_f), i64(in_f), ctypes.c_int32(64),
+        call("tsl_nf4_gemv", ptr(qs["packed"]), i64(out_f), i64(in_f), ctypes.c_int32(bs),
              ptr(None if dq else qs["absmax"]), ptr(qs["q"] if dq else None), ptr(qs["nested_absmax"] if dq else None),
              ptr(qs["code8"] if dq else None), ctypes.c_int32(256), f32(qs["offset"]), ptr(x), ptr(b), ctypes.c_int32(F32),
              ptr(a), ptr(lb), f32(scale), ctypes.c_int32(r), ptr(y))
-        rep.check(f"nf4_gemv {out_f}x{in_f} dq={dq} bias={bias} lora_r={r}", y, ref, 8e-3)
+        rep.check(f"nf4_gemv {out_f}x{in_f} dq={dq} bias={bias} lora_r={r} bs={bs}", y, ref, 8e-3)
+    # Block sizes must be powers of two (the kernel indexes blocks by shifts): 96 is refused clearly.
+    qs = nf4_quantize(torch.randn(4, 192, device="cuda"), blocksize=64)
+    x = torch.randn(192, device="cuda").bfloat16()
+    y = poison((4,), torch.bfloat16)
+    status, msg = status_of("tsl_nf4_gemv", ptr(qs["packed"]), i64(4), i64(192), ctypes.c_int32(96), ptr(qs["absmax"]),
+                            ptr(None), ptr(None), ptr(None), ctypes.c_int32(256), f32(0), ptr(x), ptr(None),
+                            ctypes.c_int32(F32), ptr(None), ptr(None), f32(0), ctypes.c_int32(0), ptr(y))
+    rep.expect("nf4_gemv refuses blocksize 96", status != 0 and "power of two" in msg, msg)
 
 
 def make_cache(lens, kw, seg_rows, seed):
