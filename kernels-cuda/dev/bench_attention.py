@@ -1,6 +1,10 @@
 """Attention forward/backward timings alone (Llama-3.1-8B heads: 32 q, 8 kv, D 128; 4 x 2048 packed and
-1 x 8192), beside PyTorch's SDPA and the FLOP floor at the matmul rate measured here. Run once per
-library build to compare versions on the same card in one device call:
+1 x 8192), beside PyTorch's SDPA and the FLOP floor at the matmul rate measured here. The backward is
+timed four ways in the same run (TSLOTH_ATTENTION_BWD): split (dQ pass + key-block pass, deterministic)
+and the single-pass one with atomic dQ (fused, the default: block width picked by occupancy; fused64 and
+fused128: 64- and 128-key blocks). A last shape, Llama-3.2-1B heads (32 q, 8 kv, D 64) at 1 x 8192,
+shows the head dim where the two widths differ in occupancy. Run once per library build to compare
+versions on the same card in one device call:
    TSLOTH_CUDA_LIB=path/to/libtsloth_cuda.so python3 kernels-cuda/dev/bench_attention.py [label]
    python3 kernels-cuda/dev/bench_attention.py --once   (one fwd + bwd at 4 x 2048, for ncu)
 Outputs are checked against SDPA (relative error) so a fast wrong kernel cannot pass unnoticed."""
@@ -13,6 +17,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_ops import L, bench  # noqa: E402
 from common import f32, i64, lib, ptr, u64  # noqa: E402
+
+
+BWD_MODES = ("split", "fused", "fused64", "fused128")  # TSLOTH_ATTENTION_BWD values; fused = the default
 
 
 def rel(a, b):
@@ -50,9 +57,9 @@ def main():
     b = torch.randn(8192, 8192, device="cuda").bfloat16()
     mm_rate = 2 * 8192 ** 3 / bench(lambda: a @ b, reps=10)
     del a, b
-    D, Hq, Hkv = 128, 32, 8
+    Hq, Hkv = 32, 8
     lines = []
-    for lens in ([2048] * 4, [8192]):
+    for D, lens in ((128, [2048] * 4), (128, [8192]), (64, [8192])):
         Tn = sum(lens)
         B, n = len(lens), lens[0]
         q = torch.randn(Tn, Hq * D, device="cuda").bfloat16()
@@ -62,30 +69,41 @@ def main():
         cu = torch.tensor([0] + [sum(lens[: i + 1]) for i in range(B)], device="cuda", dtype=torch.int32)
         o = torch.full_like(q, float("nan"))
         lse = torch.empty(Hq, Tn, device="cuda")
+        outs = {}
         fargs = (ptr(q), ptr(k), ptr(v), ptr(cu), B, n, i64(Tn), Hq, Hkv, D, f32(D ** -0.5), ptr(o), ptr(lse))
         flops = sum(2 * m * m * D * Hq for m in lens)
         t_f = bench(lambda: L("tsl_attention_fwd", *fargs), reps=10)
         dq, dk, dv = (torch.full_like(q, float("nan")), torch.full_like(k, float("nan")), torch.full_like(v, float("nan")))
         bargs = (ptr(do), ptr(q), ptr(k), ptr(v), ptr(o), ptr(lse), ptr(cu), B, n, i64(Tn), Hq, Hkv, D, f32(D ** -0.5),
                  ptr(dq), ptr(dk), ptr(dv))
-        t_b = bench(lambda: L("tsl_attention_bwd", *bargs), reps=10)
+        t_bwd = {}
+        for bwd_mode in BWD_MODES:
+            os.environ["TSLOTH_ATTENTION_BWD"] = bwd_mode
+            for x in (dq, dk, dv):
+                x.fill_(float("nan"))
+            t_bwd[bwd_mode] = bench(lambda: L("tsl_attention_bwd", *bargs), reps=10)
+            outs[bwd_mode] = (dq.clone(), dk.clone(), dv.clone())
+        os.environ.pop("TSLOTH_ATTENTION_BWD", None)
         qt, kt, vt = (x.view(B, n, -1, D).transpose(1, 2).detach().requires_grad_(True) for x in (q, k, v))
         ref = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=True)
         got = torch.autograd.grad(ref, (qt, kt, vt), do.view(B, n, Hq, D).transpose(1, 2), retain_graph=True)
         tt_f = bench(lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=True), reps=10)
         go = do.view(B, n, Hq, D).transpose(1, 2)
         tt_b = bench(lambda: torch.autograd.grad(ref, (qt, kt, vt), go, retain_graph=True), reps=10)
-        err = [rel(o, ref.transpose(1, 2).reshape(Tn, -1))] + [
-            rel(x, g.transpose(1, 2).reshape(Tn, -1)) for x, g in zip((dq, dk, dv), got)]
-        shape = f"{B}x{n}"
-        lines.append(f"{label:<10} fwd {shape:<7} {t_f * 1e3:8.3f} ms  floor {flops / mm_rate * 1e3:6.3f}  "
-                     f"{100 * flops / mm_rate / t_f:5.1f}%  sdpa {tt_f * 1e3:7.3f}  ratio {t_f / tt_f:5.2f}  err o {err[0]:.1e}")
-        lines.append(f"{label:<10} bwd {shape:<7} {t_b * 1e3:8.3f} ms  floor {2.5 * flops / mm_rate * 1e3:6.3f}  "
-                     f"{100 * 2.5 * flops / mm_rate / t_b:5.1f}%  sdpa {tt_b * 1e3:7.3f}  ratio {t_b / tt_b:5.2f}  "
-                     f"err dq {err[1]:.1e} dk {err[2]:.1e} dv {err[3]:.1e}")
-        bad = [e for e in err if not e < 2e-2]
-        if bad:
-            lines.append(f"{label:<10} {shape}: WRONG RESULT vs SDPA (relative errors {err})")
+        shape = f"{B}x{n}" + ("" if D == 128 else f"/D{D}")
+        err_o = rel(o, ref.transpose(1, 2).reshape(Tn, -1))
+        lines.append(f"{label:<10} fwd {shape:<10} {t_f * 1e3:8.3f} ms  floor {flops / mm_rate * 1e3:6.3f}  "
+                     f"{100 * flops / mm_rate / t_f:5.1f}%  sdpa {tt_f * 1e3:7.3f}  ratio {t_f / tt_f:5.2f}  err o {err_o:.1e}")
+        if not err_o < 2e-2:
+            lines.append(f"{label:<10} fwd {shape}: WRONG RESULT vs SDPA (relative error {err_o})")
+        for bwd_mode in BWD_MODES:
+            t_b = t_bwd[bwd_mode]
+            err = [rel(x, g.transpose(1, 2).reshape(Tn, -1)) for x, g in zip(outs[bwd_mode], got)]
+            lines.append(f"{label:<10} bwd {bwd_mode:<8} {shape:<10} {t_b * 1e3:8.3f} ms  floor {2.5 * flops / mm_rate * 1e3:6.3f}  "
+                         f"{100 * 2.5 * flops / mm_rate / t_b:5.1f}%  sdpa {tt_b * 1e3:7.3f}  ratio {t_b / tt_b:5.2f}  "
+                         f"err dq {err[0]:.1e} dk {err[1]:.1e} dv {err[2]:.1e}")
+            if not all(e < 2e-2 for e in err):
+                lines.append(f"{label:<10} bwd {bwd_mode} {shape}: WRONG RESULT vs SDPA (relative errors {err})")
     L("tsl_set_compute_stream", u64(0))
     print(f"{torch.cuda.get_device_name()}: bf16 matmul {mm_rate / 1e12:.0f} TFLOP/s")
     print("\n".join(lines))

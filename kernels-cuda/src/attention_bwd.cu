@@ -20,6 +20,9 @@ tsl_status attention_bwd_tensor_cores(const void* dO, const void* q, const void*
 tsl_status attention_bwd_mma(const void* dO, const void* q, const void* k, const void* v, const float* lse, const float* delta,
                              const int32_t* cu, int seqs, int max_len, int64_t T, int Hq, int Hkv, int D, float scale, void* dq,
                              void* dk, void* dv, bool* handled);
+tsl_status attention_bwd_fused(const void* dO, const void* q, const void* k, const void* v, const float* lse,
+                               const float* delta, const int32_t* cu, int seqs, int max_len, int64_t T, int Hq, int Hkv, int D,
+                               float scale, void* dq, void* dk, void* dv, bool* handled);
 
 namespace {
 
@@ -222,8 +225,16 @@ extern "C" tsl_status tsl_attention_bwd(const void* d_do, const void* d_q, const
   const float* dl = (const float*)delta.p;
   // mma.sync register tiles (attention_bwd_mma.cu) for head dims 64 and 128; TSLOTH_ATTENTION=wmma
   // or simple selects the WMMA (attention_bwd_tc.cu) or this file's CUDA-core kernels instead.
+  // Otherwise TSLOTH_ATTENTION_BWD=fused (fused64, fused128: a fixed key-block width) selects the
+  // single-pass mma.sync backward with atomic dQ (attention_bwd_fused.cu) for those head dims.
   const char* force = getenv("TSLOTH_ATTENTION");
   const bool simple = force && strcmp(force, "simple") == 0, wmma = force && strcmp(force, "wmma") == 0;
+  if (!simple && !wmma) {
+    bool handled = false;
+    tsl_status st = attention_bwd_fused(d_do, d_q, d_k, d_v, d_lse, dl, d_cu_seqlens, num_seqs, max_seqlen, T, Hq, Hkv, D,
+                                        scale, d_dq, d_dk, d_dv, &handled);
+    if (handled) return st;
+  }
   if (!simple) {
     bool handled = false;
     tsl_status st = wmma ? attention_bwd_tensor_cores(d_do, d_q, d_k, d_v, d_lse, dl, d_cu_seqlens, num_seqs, max_seqlen, T, Hq,
