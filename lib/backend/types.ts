@@ -147,7 +147,7 @@ export interface AdamWHyper {
 }
 
 /** What the memory planner must know of a backend to mirror its allocations (a Backend has them). */
-export type BackendTraits = Pick<Backend, "computeDtype" | "offloadMinBytes" | "kernelsReadHostMemory">;
+export type BackendTraits = Pick<Backend, "computeDtype" | "offloadMinBytes" | "kernelsReadHostMemory" | "attentionDqScratch">;
 
 /** The CPU reference backend's traits: f32 compute, always offload, host tensors not read in place. */
 export const CPU_TRAITS: BackendTraits = { computeDtype: "f32" };
@@ -170,6 +170,11 @@ export interface Backend {
    * Absent means false.
    */
   readonly kernelsReadHostMemory?: boolean;
+  /**
+   * True when attention backward holds an fp32 dQ accumulator ([T, heads·headDim] floats) as
+   * workspace while it runs (CUDA's single-pass kernel adds each key block's share atomically).
+   */
+  readonly attentionDqScratch?: boolean;
 
   // ---- buffers ---------------------------------------------------------------------------
   /** A new buffer of zeros. */

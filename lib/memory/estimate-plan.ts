@@ -33,11 +33,13 @@ export class PlanningBackend implements Backend {
   readonly computeDtype: "f32" | "bf16" | "f16";
   readonly offloadMinBytes: number;
   readonly kernelsReadHostMemory: boolean;
+  readonly attentionDqScratch: boolean;
 
   constructor(traits: BackendTraits = CPU_TRAITS) {
     this.computeDtype = traits.computeDtype;
     this.offloadMinBytes = traits.offloadMinBytes ?? 0;
     this.kernelsReadHostMemory = traits.kernelsReadHostMemory ?? false;
+    this.attentionDqScratch = traits.attentionDqScratch ?? false;
   }
 
   private make(shape: readonly number[], dtype: DType, category: MemoryCategory): PlanTensor {
@@ -84,7 +86,11 @@ export class PlanningBackend implements Backend {
   attention(q: Tensor, _k: Tensor, _v: Tensor, _cu: Tensor, s: AttentionShape) {
     return { o: this.out(q.shape), lse: this.f32([s.numHeads, q.shape[0]]) };
   }
-  attentionBackward(_dO: Tensor, q: Tensor, k: Tensor, v: Tensor) { return { dq: this.out(q.shape), dk: this.out(k.shape), dv: this.out(v.shape) }; }
+  attentionBackward(_dO: Tensor, q: Tensor, k: Tensor, v: Tensor) {
+    const grads = { dq: this.out(q.shape), dk: this.out(k.shape), dv: this.out(v.shape) };
+    if (this.attentionDqScratch) this.scratch(elementCount(q.shape));
+    return grads;
+  }
   swiglu(gate: Tensor): Tensor { return this.out(gate.shape); }
   swigluBackward(_dh: Tensor, gate: Tensor, up: Tensor) { return { dGate: this.out(gate.shape), dUp: this.out(up.shape) }; }
   private dequantWorkspace(base: FrozenLinear): void {

@@ -154,6 +154,7 @@ export function estimateBytes(config: ModelShape, opts: EstimateOptions): Omit<M
   const largest = Math.max(...Object.values(shapes).map(([i, o]) => i * o));
   add("workspace", "dequantized copy of the largest base weight", largest * b);
   if (cuda) add("workspace", "cuBLASLt workspace", CUBLAS_WORKSPACE_BYTES);
+  if (cuda) add("workspace", "attention backward: fp32 dQ accumulator", T * m.numHeads * m.headDim * 4);
   if (cuda) add("overhead", "CUDA context, kernels, allocator headroom", opts.overheadBytes ?? CUDA_OVERHEAD_BYTES);
 
   const bytes: Record<string, number> = {};

@@ -19,7 +19,8 @@ const LLAMA_31_8B = { hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, 
 // 8B: linear 218,103,808/layer x32 = 6,979,321,856 -> 3,600,416,768 + 1092*224 = 3,600,661,376;
 // untied head 1,050,673,152 on the device; the untied embedding (1,050,673,152) in pinned host RAM
 // on CUDA; norms 65*4096*2 = 532,480. LoRA 41,943,040.
-// Kept/token/layer 139,624; backward 102,400; final 16,388.
+// Kept/token/layer 139,624; backward 102,400; final 16,388. On CUDA the attention backward also holds
+// an fp32 dQ accumulator of T x 32 heads x D floats as workspace.
 const HAND = {
   "1B": {
     base_weights: 502_103_488 + 525_336_576 + 135_168,
@@ -27,7 +28,7 @@ const HAND = {
     activations: { off: 8192 * (16 * 76_136 + 57_344 + 8_196), true: 8192 * (16 * 4096 + 76_136 + 57_344 + 8_196), unsloth: 8192 * (2 * 4096 + 76_136 + 57_344 + 8_196) },
     hostEmbedding: 0,
     offload: 16 * 4096 * 8192,
-    workspace: 1024 * 128256 * 4 + 4096 * 8192 + 2048 * 8192 * 2 + 32 * 1024 ** 2,
+    workspace: 1024 * 128256 * 4 + 4096 * 8192 + 2048 * 8192 * 2 + 32 * 1024 ** 2 + 8192 * 32 * 64 * 4,
   },
   "8B": {
     base_weights: 3_600_661_376 + 1_050_673_152 + 532_480,
@@ -35,7 +36,7 @@ const HAND = {
     lora: 41_943_040,
     activations: { off: 8192 * (32 * 139_624 + 102_400 + 16_388), true: 8192 * (32 * 8192 + 139_624 + 102_400 + 16_388), unsloth: 8192 * (2 * 8192 + 139_624 + 102_400 + 16_388) },
     offload: 32 * 8192 * 8192,
-    workspace: 1024 * 128256 * 4 + 8192 * 8192 + 4096 * 14336 * 2 + 32 * 1024 ** 2,
+    workspace: 1024 * 128256 * 4 + 8192 * 8192 + 4096 * 14336 * 2 + 32 * 1024 ** 2 + 8192 * 32 * 128 * 4,
   },
 } as const;
 

@@ -27,6 +27,7 @@ export class CudaBackend implements DecodeBackend {
   readonly computeDtype = "bf16" as const;
   readonly offloadMinBytes = CUDA_TRAITS.offloadMinBytes;
   readonly kernelsReadHostMemory = CUDA_TRAITS.kernelsReadHostMemory;
+  readonly attentionDqScratch = CUDA_TRAITS.attentionDqScratch;
   readonly lib: Native;
   private readonly linearOps = new LinearOps(this);
 

@@ -12,4 +12,6 @@ export const CUDA_TRAITS: BackendTraits = {
   offloadMinBytes: CUDA_OFFLOAD_MIN_BYTES,
   // tsl_host_alloc's pinned buffers are mapped at the same address on the device (unified addressing).
   kernelsReadHostMemory: true,
+  // attention_bwd_fused.cu's fp32 dQ accumulator (head dims 64/128; planned for every head dim).
+  attentionDqScratch: true,
 };
