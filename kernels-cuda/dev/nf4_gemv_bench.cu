@@ -8,7 +8,7 @@
 // timed with events; the copy bandwidth (1 GiB device-to-device, read + written) is measured in the
 // same run. One JSON line per (variant, shape) on stdout, then a summary naming the best variant.
 //   nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/nf4_gemv_bench kernels-cuda/dev/nf4_gemv_bench.cu && /tmp/nf4_gemv_bench
-// Optional arguments: graph length N (default 200), then a variant name to run only that one.
+// Optional arguments: graph length N (default 200), then comma-separated variant names to run only those.
 //
 // Budget, to read the numbers: at 3.0 TB/s (H100 copy) an SM must consume ~13 weight bytes = 26
 // weights per clock (132 SMs, ~1.75 GHz); the 4 schedulers issue 128 thread-instructions per clock,
@@ -27,9 +27,38 @@
 // (k/v 19, big shapes no better); the whole row prefetched to L2 at warp start, 33; every load hoisted
 // with branch-free math, 37; persistent warps with the next task's loads issued before the math, 38
 // (fewer warps resident); __launch_bounds__ minimum blocks 3-4 and a __syncwarp fence after the loads
-// to pin them, within 1-2% of v9m_u8 (noise level). Next: fewer instructions per weight (x shared by
-// 2-4 rows once the absmax is shuffled, a conflict-free 256-entry pair table), and Nsight stall
-// reasons per source line.
+// to pin them, within 1-2% of v9m_u8 (noise level).
+//
+// Round v10/v11 (nf4_gemv_variants_next.cuh), measured on an H200 (copy 4.19-4.23 TB/s), two runs,
+// us and % of copy for q/o, k/v, gate/up, down, layer (v9m_u8 and the probe rerun in the same runs):
+//   v9m_u8          7.4 28% | 3.7 14% | 19.8 36% | 19.6 37% | 82.0-82.9 us 32.4%
+//   probe_words     3.8 54% | 2.3 22% |  8.5 85% |  8.7 83% | 38.0-38.4 us 69-71%
+//   v10w (R=1)      7.9 26% | 3.9 13% | 21.9 33% | 16.1 45% | 83.6 us 31.8%
+//   v10w_r2         6.4 32% | 4.5 11% | 17.5 41% | 13.8 52% | 71.2 us 37.3%   (v10n_r2 73.7, v10w_r4 79.5)
+//   v10w_auto       6.4 32% | 3.9 13% | 17.4 41% | 13.8 52% | 69.7-70.3 us 38%
+//   v10w_auto_pdl   4.8 43% | 3.2 16% | 16.5 44% | 12.1 60% | 61.0-61.1 us 44%  <- kernels-cuda/src/nf4_gemv.cu
+//   v10w_autoc_pdl  4.8 43% | 3.2 16% | 14.2 51% | 12.1 60% | 56.1 us 47.8% (second run only; not ported)
+//   lost: v10m_r2 (odd words via prmt, 153 registers, 1 block/SM) 105.6; min-blocks 3 (v10n_r1_b3,
+//   v10n_r2u4_b3) 79-83; v11 (next iteration's codes double-buffered in registers) 82-95 on every
+//   form: its SASS loop is 519 instructions for 64 weights/lane (the three-way load branch is
+//   duplicated into the body) against 205 for v10w. Relative errors 3.9e-3 (v9m_u8), 4.1e-3 (v10/v11).
+// SASS (cuobjdump on the bench binary), main loop per weight of one lane: v9m_u8 403/64 = 6.3;
+// v10w 205/64 = 3.2 (32 PRMT, 33 LDS, 32 HFMA2/HMUL2, 18 LDG, 18 IMAD, 14 SHF, 9 LOP3, 9 FFMA,
+// 8 FADD, 8 SHFL, ~24 per-iteration index/absmax ops); v10w_r2 419/128 = 3.3; v10n_r2 (shift+LOP3
+// offsets) 491/128 = 3.8. Predicted 2.3-2.4: the shuffle-lane shifts and per-iteration index math
+// cost ~0.8 per weight more than counted.
+// Registers: v10w 83, v10w_r2 128, v10w_r4 128 (2 blocks of 256 threads per SM: 16 warps), v10n_r1_b3
+// 75 and v10n_r2u4_b3 72 (3 blocks), v11w 88, v11n_u4_b3 64 (4 blocks); v9m_u8 80.
+// Reading: halving the instructions per weight bought 14% (v10w_auto vs v9m_u8), so issue no longer
+// bounds it; the programmatic dependent launch bought another 12% (q/o 6.4 -> 4.8 us), i.e. much of
+// the rest is per-kernel ramp-up/tail (fill, first loads) rather than steady-state throughput: the
+// table fill and the first loads of one kernel overlap the last blocks of the previous one. Capping
+// the grid at the resident blocks (fill once per block, grid-stride over row groups) took gate/up
+// from 44% to 51%. Still far from the probe's 85% on the big shapes; with 16 warps/SM (64 KB table
+// + 115-128 registers) too few bytes are in flight. Next: v10w_autoc_pdl into src (grid-stride), a
+// 2-row kernel under 96 registers (3 blocks/SM) that keeps its loads ahead of the math, codes staged
+// with cp.async into shared memory (bytes in flight without registers), and Nsight stall reasons.
+// The H100 numbers above were not rerun this round (both device runs landed on an H200).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -43,6 +72,7 @@
 #include <vector>
 #include "nf4_gemv_variants.cuh"
 #include "nf4_gemv_variants_fast.cuh"
+#include "nf4_gemv_variants_next.cuh"
 
 // ---- reference: bf16(code * absmax) per weight, f64 sums; one block per row -------------------
 __global__ void reference_kernel(Args a, double* __restrict__ ref) {
@@ -261,13 +291,15 @@ int main(int argc, char** argv) {
   CK(cudaMalloc(&d_ref, 14336 * 8));
   CK(cudaDeviceSynchronize());
 
-  const int nv = sizeof(kVariants) / sizeof(kVariants[0]);
+  std::vector<Variant> variants(kVariants, kVariants + sizeof(kVariants) / sizeof(kVariants[0]));
+  variants.insert(variants.end(), kNextVariants, kNextVariants + sizeof(kNextVariants) / sizeof(kNextVariants[0]));
+  const int nv = (int)variants.size();
   std::vector<double> layer_us(nv, 0);
   std::vector<bool> variant_ok(nv, true);
   bool all_ok = true;
   for (int vi = 0; vi < nv; vi++) {
-    const Variant& v = kVariants[vi];
-    if (argc > 2 && strcmp(argv[2], v.name) != 0) {
+    const Variant& v = variants[vi];
+    if (argc > 2 && (std::string(",") + argv[2] + ",").find(std::string(",") + v.name + ",") == std::string::npos) {
       variant_ok[vi] = false;  // not run: cannot win
       continue;
     }
@@ -310,11 +342,11 @@ int main(int argc, char** argv) {
   }
   int best = 0;
   for (int vi = 1; vi < nv; vi++)
-    if (!kVariants[vi].probe && variant_ok[vi] && (!variant_ok[best] || kVariants[best].probe || layer_us[vi] < layer_us[best]))
+    if (!variants[vi].probe && variant_ok[vi] && (!variant_ok[best] || variants[best].probe || layer_us[vi] < layer_us[best]))
       best = vi;
   printf("{\"summary\":\"best variant on the 8B layer\",\"best\":\"%s\",\"layer_us\":%.3f,\"v1_layer_us\":%.3f,"
          "\"speedup_vs_v1\":%.2f,\"all_correct\":%s,\"gpu\":\"%s\"}\n",
-         kVariants[best].name, layer_us[best], layer_us[0], layer_us[0] / layer_us[best], all_ok ? "true" : "false",
+         variants[best].name, layer_us[best], layer_us[0], layer_us[0] / layer_us[best], all_ok ? "true" : "false",
          prop.name);
   if (!all_ok) fprintf(stderr, "FAIL: a variant's relative error exceeded 1e-2 (see max_rel_err above)\n");
   return all_ok ? 0 : 1;

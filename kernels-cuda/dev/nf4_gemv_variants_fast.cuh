@@ -203,7 +203,7 @@ static const Variant kVariants[] = {
     {"v9p", launch_shuffled<4, 1>},
     {"v9m", launch_shuffled<4, 2>},
     {"v9p_u8", launch_shuffled<8, 1>},
-    {"v9m_u8", launch_shuffled<8, 2>},  // the kernel in kernels-cuda/src/nf4_gemv.cu
+    {"v9m_u8", launch_shuffled<8, 2>},  // the kernel of kernels-cuda/src/nf4_gemv.cu before v10w_auto_pdl
     {"probe_words", [](const Args& a, cudaStream_t s) { probe_kernel<4, false><<<grid_for(a.out_f, 8), 256, 0, s>>>(a); }, true},
     {"probe_chunks", [](const Args& a, cudaStream_t s) { probe_kernel<4, true><<<grid_for(a.out_f, 8), 256, 0, s>>>(a); }, true},
 };

@@ -3,21 +3,30 @@
 // read once and decode runs at the weight stream's bandwidth (the 16-bit alternative moves 4× the
 // bytes). The optional bias and LoRA term (scale · (x·aᵀ)·bᵀ, Hu et al. 2021) are added in the
 // epilogue.
-// Work split: variant "v9m_u8" ("v9m" for blocksize 32) of kernels-cuda/dev/nf4_gemv_bench.cu, which
-// holds the previous kernel (v1) and the variants that lost, with predictions and measurements. One warp per
-// row; lane l reads 4-byte code words l, l+32, ... (8 weights each), so a warp's code load is 128
-// contiguous bytes and its x load (8 bf16 per word) 512 contiguous bytes. An iteration covers
-// 32·kWords words; lane j decodes the absmax of the iteration's j-th block once (block indices by
-// shifts: block sizes must be powers of two, as bitsandbytes' are) and each word takes its absmax
-// with one shuffle. Half the words look their codes up in a 16-entry f32 table in shared memory
-// (one wavefront per warp lookup), the other half with prmt on a register-resident bf16 copy of the
-// table (integer pipe, packed bf16 products accumulated 4 deep): the two pipes share the work.
+// Work split: variant "v10w_auto_pdl" of kernels-cuda/dev/nf4_gemv_bench.cu, which holds the earlier
+// kernels (v1, v9m_u8) and the variants that lost, with predictions and measurements. A warp computes
+// 2 adjacent rows (1 when that leaves fewer than 8 warps per SM) over the same x; lane l reads 4-byte
+// code words l, l+32, ... (8 weights each), so a warp's code load is 128 contiguous bytes and its x
+// load (8 bf16 per word) 512 contiguous bytes, shared by both rows. An iteration covers 32·kWords
+// words; lane j decodes the absmax of the iteration's j-th block once (block indices by shifts: block
+// sizes must be powers of two, as bitsandbytes' are) and each word takes its absmax with one shuffle.
+// Each code byte (two weights) is looked up once in a 256-entry table of bf16 pairs in shared memory,
+// replicated so that lane l always reads bank l (one wavefront per warp lookup whatever the codes);
+// one PRMT makes the entry's offset (code byte in byte 1, 4·lane in byte 0: 256-byte rows, half used)
+// and one HFMA2 multiplies the pair with x's pair: ~3.2 issued instructions per weight in the SASS
+// against ~6.3 for v9m_u8 (a 16-entry table and prmt lookups). Launched with programmatic dependent
+// launch on sm_90+: the table fill overlaps the previous kernel's tail, and the kernel waits for that
+// kernel (griddepcontrol.wait) before its first global read.
 // Measured with GPU time (kernels-cuda/dev/nf4_gemv_bench.cu: a CUDA graph of calls over more weight
-// copies than L2 holds) on an H100 80GB HBM3, % of its 3.0 TB/s copy rate: q/o 38, k/v 19, gate/up 50,
-// down 51, a whole 8B layer 44 (2.06x v1, which measured 22% there; its 12-16% in bench/NOTES.md
-// included host pacing). The 70% target is NOT met. Known: the code loads alone run at ~90% in the
-// same harness, so the math limits it (ncu: ~8 issued instructions per weight, issue slots ~60% busy).
-// Unknown: the H200 numbers, and how much of the rest is latency rather than issue.
+// copies than L2 holds) on an H200, % of its 4.2 TB/s copy rate: q/o 43, k/v 16, gate/up 44, down 60,
+// a whole 8B layer (7 projections back to back) 44 (61.0 us in two runs; v9m_u8, the previous kernel,
+// 82.0-82.9 us = 32.4% in the same runs; without the dependent launch 69.7-70.3 us). On an H100 (copy
+// 2.99 TB/s): the layer in 65.1 us = 57.8% (v9m_u8 84.5 us = 44.6%, v1 172.8 us, loads alone 48.4 us =
+// 77.9%, same run). The 70% target is NOT met: the loads alone reach 69-71% of
+// copy on the layer in the same runs, and this kernel issues half the instructions per weight of
+// v9m_u8 yet gains only 14% without the dependent launch, so latency (16 warps per SM with the 64 KB
+// table and 115-128 registers) and per-kernel ramp-up, not issue, now bound it. The bench's
+// v10w_autoc_pdl (grid capped at the resident blocks, rows grid-strided) measured 56.1 us: next step.
 #include <string.h>
 
 #include "common.cuh"
@@ -26,20 +35,14 @@
 namespace tsl {
 namespace {
 
-constexpr int kWarps = 8;  // per block, one row each
-
-// bf16 NF4 code values as byte planes for prmt: lo[k] holds the low bytes of entries 4k..4k+3, hi[k]
-// their high bytes (filled on the host from the same table as kNf4Code).
-struct CodePlanes {
-  uint32_t lo[4], hi[4];
-};
+constexpr int kWarps = 8;                  // per block
+constexpr int kTableBytes = 256 * 256;     // 256 entries, one 256-byte row each (32 lanes x 4 bytes used)
 
 struct GemvArgs {
   const uint32_t* packed;
   int64_t out_f, in_f;
   int log2_blocksize, log2_nested_blocksize;
   Nf4Absmax scales;
-  CodePlanes planes;
   const __nv_bfloat16* x;
   const void* bias;
   int bias_dtype;
@@ -56,105 +59,125 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
   return r;
 }
 
-// Σ over the 8 weights of one code word (even element in the high nibble) against 8 f32 of x,
-// through the shared table; codes pre-shifted so one prmt yields each lookup's byte offset.
-__device__ __forceinline__ float dot8_table(uint32_t w, const uint4 xv, const float* code) {
-  const uint32_t lo4 = (w << 2) & 0x3c3c3c3cu, hi4 = (w >> 2) & 0x3c3c3c3cu;
-  const char* base = reinterpret_cast<const char*>(code);
+// Entry v (a code byte: even weight in the high nibble) holds bf16(code[v >> 4]) in its low half,
+// where x's even element sits, and bf16(code[v & 15]) in its high half; lane l's copy at byte
+// v·256 + 4l. Codes held in bf16: one extra rounding of 2^-9 relative against bf16(code · absmax).
+__device__ __forceinline__ void fill_pair_table(char* table) {
+  for (int i = threadIdx.x; i < 256 * 8; i += blockDim.x) {  // (entry, 16-byte group of 4 lanes)
+    const int v = i >> 3;
+    const uint32_t p = (uint32_t)__bfloat16_as_ushort(__float2bfloat16(kNf4Code[v >> 4])) |
+                       ((uint32_t)__bfloat16_as_ushort(__float2bfloat16(kNf4Code[v & 15])) << 16);
+    *reinterpret_cast<uint4*>(table + v * 256 + (i & 7) * 16) = make_uint4(p, p, p, p);
+  }
+}
+
+// Σ over the 8 weights of one code word against 8 bf16 of x: 4 lookups (the offset is one PRMT:
+// bytes 4·lane, code byte j, 0, 0), 4 HFMA2 accumulating 4 deep in bf16x2, then the halves in f32.
+__device__ __forceinline__ float dot8_pairs(uint32_t w, const uint4 xv, const char* table, uint32_t lane4) {
   const uint32_t xw[4] = {xv.x, xv.y, xv.z, xv.w};
-  float s = 0.f;
+  __nv_bfloat162 acc;
 #pragma unroll
   for (int j = 0; j < 4; j++) {
-    s = fmaf(*reinterpret_cast<const float*>(base + __byte_perm(hi4, 0, 0x4440 + j)), __uint_as_float(xw[j] << 16), s);
-    s = fmaf(*reinterpret_cast<const float*>(base + __byte_perm(lo4, 0, 0x4440 + j)), __uint_as_float(xw[j] & 0xffff0000u), s);
+    const uint32_t p = *reinterpret_cast<const uint32_t*>(table + prmt(w, lane4, 0x5504u + 0x10u * j));
+    const __nv_bfloat162 pb = *reinterpret_cast<const __nv_bfloat162*>(&p);
+    const __nv_bfloat162 xb = *reinterpret_cast<const __nv_bfloat162*>(&xw[j]);
+    acc = j == 0 ? __hmul2(pb, xb) : __hfma2(pb, xb, acc);
   }
-  return s;
+  const uint32_t bits = *reinterpret_cast<const uint32_t*>(&acc);
+  return __uint_as_float(bits << 16) + __uint_as_float(bits & 0xffff0000u);
 }
 
-// The same sum without memory: prmt picks 4 bytes out of 8 with the low 3 bits of each code and
-// bit 3 chooses the table half through a byte mask that prmt's sign-replicate mode builds from the
-// codes' top bits; pairs are multiplied in bf16x2 and accumulated 4 deep before f32 (codes held in
-// bf16: one extra rounding of 2^-9 relative against bf16(code · absmax)).
-__device__ __forceinline__ float dot8_prmt(uint32_t w, const uint4 xv, const CodePlanes& t) {
-  const uint32_t w7 = w & 0x77777777u, up = w << 4;
-  const uint32_t sel[2] = {w7, w7 >> 16};
-  const uint32_t mask[2] = {prmt(up, w, 0xD9C8u), prmt(up, w, 0xFBEAu)};  // 0xff where the code's bit 3 is set
-  uint32_t p[4];
+// One iteration of 32·kWords words for kRows rows; kFull: every word in range (no per-word checks).
+// 32·kWords words = 256·kWords weights must span at most 32 absmax blocks (one per lane), so
+// kWords = 8 needs blocksize >= 64 and kWords = 4 blocksize >= 32.
+template <int kRows, int kWords, bool kDoubleQuant, bool kFull>
+__device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t* const* rowp, const int64_t* e0, int base,
+                                               int words, const float* nested_code, const char* table, float* acc) {
+  const int lane = threadIdx.x & 31;
+  const uint4* x8 = reinterpret_cast<const uint4*>(a.x);
+  uint32_t cw[kRows][kWords];
+  uint4 xv[kWords];
 #pragma unroll
-  for (int h = 0; h < 2; h++) {
-    const uint32_t m = mask[h];
-    const uint32_t lo = (prmt(t.lo[0], t.lo[1], sel[h]) & ~m) | (prmt(t.lo[2], t.lo[3], sel[h]) & m);
-    const uint32_t hi = (prmt(t.hi[0], t.hi[1], sel[h]) & ~m) | (prmt(t.hi[2], t.hi[3], sel[h]) & m);
-    p[2 * h] = prmt(lo, hi, 0x4051u);      // selector nibbles 1,0 = elements 0,1
-    p[2 * h + 1] = prmt(lo, hi, 0x6273u);  // nibbles 3,2 = elements 2,3
+  for (int u = 0; u < kWords; u++) {
+    const int w = base + lane + 32 * u;
+    const bool ok = kFull || w < words;
+#pragma unroll
+    for (int r = 0; r < kRows; r++) cw[r][u] = ok ? __ldcs(rowp[r] + w) : 0u;  // streamed once: do not keep in L2
+    xv[u] = __ldg(x8 + (ok ? w : 0));
   }
-  const uint32_t xw[4] = {xv.x, xv.y, xv.z, xv.w};
-  __nv_bfloat162 acc = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&p[0]), *reinterpret_cast<const __nv_bfloat162*>(&xw[0]));
+  const int end = kFull ? base + 32 * kWords : min(base + 32 * kWords, words);
+  float mine[kRows];
+  int t[kRows];
 #pragma unroll
-  for (int k = 1; k < 4; k++)
-    acc = __hfma2(*reinterpret_cast<const __nv_bfloat162*>(&p[k]), *reinterpret_cast<const __nv_bfloat162*>(&xw[k]), acc);
-  const float2 f = __bfloat1622float2(acc);
-  return f.x + f.y;
+  for (int r = 0; r < kRows; r++) {
+    const int64_t start = e0[r] + (int64_t)base * 8;
+    const int64_t b = (start >> a.log2_blocksize) + lane;
+    mine[r] = 0.f;
+    if (b <= (e0[r] + (int64_t)end * 8 - 1) >> a.log2_blocksize) {
+      mine[r] = kDoubleQuant ? fmaf(nested_code[__ldg(a.scales.q + b)],
+                                    __ldg(a.scales.nested_absmax + (b >> a.log2_nested_blocksize)), a.scales.nested_offset)
+                             : __ldg(a.scales.f32 + b);
+    }
+    t[r] = (int)(start & ((1 << a.log2_blocksize) - 1)) + lane * 8;  // weight offset from the first block's start
+  }
+#pragma unroll
+  for (int u = 0; u < kWords; u++) {
+    const bool ok = kFull || base + lane + 32 * u < words;
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const float scale = __shfl_sync(0xffffffffu, mine[r], (t[r] + 256 * u) >> a.log2_blocksize);
+      acc[r] = fmaf(ok ? scale : 0.f, dot8_pairs(cw[r][u], xv[u], table, (uint32_t)lane * 4), acc[r]);
+    }
+  }
 }
 
-// kWords code words per lane and iteration: 32·kWords words = 256·kWords weights must span at most
-// 32 absmax blocks (one per lane), so kWords = 8 needs blocksize >= 64 and kWords = 4 blocksize >= 32.
 // The explicit minimum of 1 block in __launch_bounds__ makes ptxas keep all kWords loads ahead of
 // the math (more registers, more bytes in flight); with the bare form it sinks them below earlier
 // words' math (bench: 2-30% slower per layer depending on the variant).
-template <int kWords, bool kDoubleQuant>
+template <int kRows, int kWords, bool kDoubleQuant>
 __global__ void __launch_bounds__(kWarps * 32, 1) nf4_gemv_kernel(const GemvArgs a) {
-  __shared__ float code[16];
+  extern __shared__ __align__(16) char table[];
   __shared__ float nested_code[256];
+  fill_pair_table(table);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Programmatic dependent launch: let the next such grid start its table fill, then wait for the
+  // previous grid (x, the absmax and the LoRA term may come from it) before any global read.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   if (kDoubleQuant) nested_code[threadIdx.x] = a.scales.nested_code[threadIdx.x];
-  if (threadIdx.x < 16) code[threadIdx.x] = kNf4Code[threadIdx.x];
   __syncthreads();
   const int lane = threadIdx.x & 31;
-  const int64_t row = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
-  if (row >= a.out_f) return;
+  const int64_t row0 = ((int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows;
+  if (row0 >= a.out_f) return;
   const int words = (int)(a.in_f >> 3);
-  const uint32_t* rowp = a.packed + row * words;
-  const uint4* x8 = reinterpret_cast<const uint4*>(a.x);
-  const int64_t e0 = row * a.in_f;  // element index of the row's first weight
-  const int bs_mask = (1 << a.log2_blocksize) - 1;
-  float acc = 0.f;
-  for (int base = 0; base < words; base += 32 * kWords) {
-    uint32_t cw[kWords];
-    uint4 xv[kWords];
+  const uint32_t* rowp[kRows];
+  int64_t e0[kRows];  // element index of each row's first weight
+  float acc[kRows];
 #pragma unroll
-    for (int u = 0; u < kWords; u++) {
-      const int w = base + lane + 32 * u;
-      cw[u] = w < words ? __ldcs(rowp + w) : 0u;  // streamed once: do not keep in L2
-      xv[u] = __ldg(x8 + (w < words ? w : 0));
-    }
-    const int64_t start = e0 + (int64_t)base * 8;
-    const int64_t first = start >> a.log2_blocksize;
-    const int64_t last = (e0 + (int64_t)min(base + 32 * kWords, words) * 8 - 1) >> a.log2_blocksize;
-    const int64_t b = first + lane;
-    float mine = 0.f;
-    if (b <= last) {
-      mine = kDoubleQuant ? fmaf(nested_code[__ldg(a.scales.q + b)],
-                                 __ldg(a.scales.nested_absmax + (b >> a.log2_nested_blocksize)), a.scales.nested_offset)
-                          : __ldg(a.scales.f32 + b);
-    }
-    const int t = (int)(start & bs_mask) + lane * 8;  // weight offset from the first block's start
-#pragma unroll
-    for (int u = 0; u < kWords; u++) {
-      const bool ok = base + lane + 32 * u < words;
-      const float scale = __shfl_sync(0xffffffffu, mine, (t + 256 * u) >> a.log2_blocksize);
-      const float s = (u & 1) ? dot8_prmt(cw[u], xv[u], a.planes) : dot8_table(cw[u], xv[u], code);
-      acc = fmaf(ok ? scale : 0.f, s, acc);
-    }
+  for (int r = 0; r < kRows; r++) {
+    const int64_t row = min(row0 + r, a.out_f - 1);  // a missing last row recomputes the one before
+    rowp[r] = a.packed + row * words;
+    e0[r] = row * a.in_f;
+    acc[r] = 0.f;
   }
-  acc = warp_sum(acc);
-  if (lane == 0) {
-    if (a.bias) acc += load_as_float(a.bias, a.bias_dtype, row);
-    if (a.xa) {
-      float l = 0.f;
-      for (int j = 0; j < a.r; j++) l += a.xa[j] * a.lora_b[row * a.r + j];
-      acc += a.lora_scale * l;
+  int base = 0;
+  for (; base + 32 * kWords <= words; base += 32 * kWords)
+    gemv_iteration<kRows, kWords, kDoubleQuant, true>(a, rowp, e0, base, words, nested_code, table, acc);
+  if (base < words) gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, base, words, nested_code, table, acc);
+#pragma unroll
+  for (int r = 0; r < kRows; r++) {
+    float v = warp_sum(acc[r]);
+    const int64_t row = row0 + r;
+    if (lane == 0 && row < a.out_f) {
+      if (a.bias) v += load_as_float(a.bias, a.bias_dtype, row);
+      if (a.xa) {
+        float l = 0.f;
+        for (int j = 0; j < a.r; j++) l += a.xa[j] * a.lora_b[row * a.r + j];
+        v += a.lora_scale * l;
+      }
+      a.y[row] = __float2bfloat16(v);
     }
-    a.y[row] = __float2bfloat16(acc);
   }
 }
 
@@ -170,24 +193,37 @@ __global__ void lora_down_kernel(const __nv_bfloat16* __restrict__ x, const floa
 
 bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
-uint16_t bf16_bits(float f) {  // round to nearest even
-  uint32_t b;
-  memcpy(&b, &f, 4);
-  return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+// Launches one instantiation: 64 KB of dynamic shared memory (opted in once per kernel), and the
+// programmatic-dependent-launch attribute only where the code that runs was built for sm_90+ (so it
+// holds the griddepcontrol.wait; PTX of an older target JIT-compiled on a newer GPU does not).
+template <int kRows, int kWords, bool kDoubleQuant>
+cudaError_t launch_gemv(const GemvArgs& args, cudaStream_t st) {
+  auto kernel = nf4_gemv_kernel<kRows, kWords, kDoubleQuant>;
+  static const cudaError_t opted_in = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kTableBytes);
+  if (opted_in != cudaSuccess) return opted_in;
+  static const bool dependent_launch = [] {
+    cudaFuncAttributes fa;
+    return cudaFuncGetAttributes(&fa, nf4_gemv_kernel<kRows, kWords, kDoubleQuant>) == cudaSuccess && fa.binaryVersion >= 90;
+  }();
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3((unsigned)((args.out_f + kWarps * kRows - 1) / (kWarps * kRows)));
+  cfg.blockDim = dim3(kWarps * 32);
+  cfg.dynamicSmemBytes = kTableBytes;
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = dependent_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, args);
 }
 
-CodePlanes code_planes() {
-  static const float nf4[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-                                -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-                                0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-                                0.44070982933044006f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
-  CodePlanes c{};
-  for (int i = 0; i < 16; i++) {
-    const uint16_t b = bf16_bits(nf4[i]);
-    c.lo[i / 4] |= (uint32_t)(b & 0xff) << (8 * (i % 4));
-    c.hi[i / 4] |= (uint32_t)(b >> 8) << (8 * (i % 4));
-  }
-  return c;
+template <int kWords, bool kDoubleQuant>
+cudaError_t launch_gemv_rows(const GemvArgs& args, int sms, cudaStream_t st) {
+  // 2 rows per warp halves the x loads and the table fill per row, but halves the warps: keep 1 row
+  // where 2 would leave fewer than kWarps warps per SM (k/v's 1024 rows on 132 SMs).
+  if (args.out_f / 2 >= (int64_t)kWarps * sms) return launch_gemv<2, kWords, kDoubleQuant>(args, st);
+  return launch_gemv<1, kWords, kDoubleQuant>(args, st);
 }
 
 int log2_of(int64_t v) {
@@ -230,7 +266,6 @@ extern "C" tsl_status tsl_nf4_gemv(const uint8_t* d_packed, int64_t out_f, int64
                       log2_of(blocksize),
                       d_absmax_q ? log2_of(nested_blocksize) : 0,
                       Nf4Absmax{d_absmax_f32, d_absmax_q, d_nested_absmax, d_nested_code, nested_blocksize, nested_offset},
-                      code_planes(),
                       static_cast<const __nv_bfloat16*>(d_x),
                       d_bias,
                       bias_dtype,
@@ -239,16 +274,17 @@ extern "C" tsl_status tsl_nf4_gemv(const uint8_t* d_packed, int64_t out_f, int64
                       scale,
                       r,
                       static_cast<__nv_bfloat16*>(d_y)};
-  const unsigned blocks = (unsigned)((out_f + kWarps - 1) / kWarps);
+  int dev = 0, sms = 1;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
   cudaStream_t st = compute_stream();
+  cudaError_t e;
   if (blocksize >= 64) {
-    if (d_absmax_q) nf4_gemv_kernel<8, true><<<blocks, kWarps * 32, 0, st>>>(args);
-    else nf4_gemv_kernel<8, false><<<blocks, kWarps * 32, 0, st>>>(args);
+    e = d_absmax_q ? launch_gemv_rows<8, true>(args, sms, st) : launch_gemv_rows<8, false>(args, sms, st);
   } else {
-    if (d_absmax_q) nf4_gemv_kernel<4, true><<<blocks, kWarps * 32, 0, st>>>(args);
-    else nf4_gemv_kernel<4, false><<<blocks, kWarps * 32, 0, st>>>(args);
+    e = d_absmax_q ? launch_gemv_rows<4, true>(args, sms, st) : launch_gemv_rows<4, false>(args, sms, st);
   }
-  cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) e = cudaGetLastError();
   scratch_free(xa);
   if (e != cudaSuccess) return cuda_fail(op, e);
   return TSL_OK;

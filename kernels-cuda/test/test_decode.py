@@ -25,10 +25,14 @@ def check_gemv(rep):
     # (out_f, in_f, double-quantized, bias, LoRA rank, blocksize): rows shorter than a warp's 32 code
     # words, row counts that leave a block of 8 warps partly empty, and blocksizes 32 / 128 / 256,
     # where an absmax block straddles two rows (in_f = 192) or a warp's iteration spans 32 blocks.
+    # A warp takes 2 rows when out_f / 2 >= 8 warps x SMs (up to 150 SMs for the rows below): 4096,
+    # 4097 (odd: the last warp's second row is missing; f32 absmax, bias, LoRA, a partial iteration)
+    # and 2400 (blocksize 32: 4 words per lane) take that path, the others 1 row per warp.
     for out_f, in_f, dq, bias, r, bs in [(4096, 4096, True, False, 0, 64), (1000, 14336, False, True, 0, 64),
                                          (77, 128, True, True, 16, 64), (2048, 8192, True, False, 8, 64),
                                          (15, 192, True, False, 0, 64), (33, 192, False, False, 0, 128),
-                                         (40, 1088, True, False, 0, 32), (19, 4160, True, True, 0, 256)]:
+                                         (40, 1088, True, False, 0, 32), (19, 4160, True, True, 0, 256),
+                                         (4097, 256, False, True, 4, 128), (2400, 1088, True, False, 0, 32)]:
         w = torch.randn(out_f, in_f, device="cuda") * 0.02
         qs = nf4_quantize(w, blocksize=bs)
         am = (qs["absmax_dq"] if dq else qs["absmax"]).double()

@@ -21,10 +21,12 @@ const N = 40;
 const LOGIT_TOL = 2e-2;
 /**
  * A random LoRA with B of amplitude 0.3 at scale 2 perturbs every projection strongly and amplifies
- * the same bf16 rounding: 3.3% of the range through the fused NF4 GEMV, 3.6% through dequantize +
- * GEMM (H200). A LoRA left out or applied twice moves logits by a large share of their range.
+ * the same bf16 rounding. Measured worst gaps: 3.3% of the range through the first fused NF4 GEMV and
+ * 3.6% through dequantize + GEMM (H200), 4.0–4.7% (H100), 5.2% with today's GEMV, whose bf16x2
+ * partial sums of 4 products add one rounding (H100). What the check must catch is a LoRA left out
+ * or applied twice: on the CPU, dropping this adapter moves the logits by 118–216% of their range.
  */
-const LORA_LOGIT_TOL = 5e-2;
+const LORA_LOGIT_TOL = 6e-2;
 
 /** Picks the given tokens in order (teacher forcing), whatever the logits. */
 function forced(tokens: number[][]): (index: number) => TokenPicker {
