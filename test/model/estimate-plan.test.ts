@@ -45,4 +45,19 @@ describe("the engine's allocation plan", () => {
     assert.ok(off.activations > full.activations && full.activations > uns.activations);
     assert.equal(uns.offload_host, 32 * 2048 * 4096 * 2 + 128256 * 4096 * 2);
   });
+
+  it("keeps a tied embedding on the device (it is also the LM head) and an untied one only where kernels read host memory", () => {
+    const shape = { hiddenSize: 2048, intermediateSize: 8192, numLayers: 16, numHeads: 32, numKvHeads: 8, headDim: 64, vocabSize: 128256 };
+    const s = { batch: 1, seq: 256, r: 16, targets: ["q"], checkpoint: "true" as const };
+    const table = 128256 * 2048 * 2;
+    const tiedCuda = engineAllocationPlan(CUDA_TRAITS)({ ...shape, tieWordEmbeddings: true }, s);
+    const untiedCuda = engineAllocationPlan(CUDA_TRAITS)({ ...shape, tieWordEmbeddings: false }, s);
+    const untiedCpu = engineAllocationPlan({ computeDtype: "bf16" })({ ...shape, tieWordEmbeddings: false }, s);
+    assert.equal(tiedCuda.offload_host, 0);
+    assert.equal(untiedCuda.offload_host, table);
+    assert.equal(untiedCpu.offload_host, 0);
+    // Untied: the LM head stays on the device either way; only the embedding moves.
+    assert.equal(untiedCpu.base_weights - untiedCuda.base_weights, table);
+    assert.equal(untiedCuda.base_weights, tiedCuda.base_weights);
+  });
 });
