@@ -36,8 +36,9 @@
 //   v10w (R=1)      7.9 26% | 3.9 13% | 21.9 33% | 16.1 45% | 83.6 us 31.8%
 //   v10w_r2         6.4 32% | 4.5 11% | 17.5 41% | 13.8 52% | 71.2 us 37.3%   (v10n_r2 73.7, v10w_r4 79.5)
 //   v10w_auto       6.4 32% | 3.9 13% | 17.4 41% | 13.8 52% | 69.7-70.3 us 38%
-//   v10w_auto_pdl   4.8 43% | 3.2 16% | 16.5 44% | 12.1 60% | 61.0-61.1 us 44%  <- kernels-cuda/src/nf4_gemv.cu
-//   v10w_autoc_pdl  4.8 43% | 3.2 16% | 14.2 51% | 12.1 60% | 56.1 us 47.8% (second run only; not ported)
+//   v10w_auto_pdl   4.8 43% | 3.2 16% | 16.5 44% | 12.1 60% | 61.0-61.1 us 44%  (src's previous form)
+//   v10w_autoc_pdl  4.8 43% | 3.2 16% | 14.2 51% | 12.1 60% | 56.1 us 47.8% (second run only)
+//                                                          <- kernels-cuda/src/nf4_gemv.cu since the H100 run below
 //   lost: v10m_r2 (odd words via prmt, 153 registers, 1 block/SM) 105.6; min-blocks 3 (v10n_r1_b3,
 //   v10n_r2u4_b3) 79-83; v11 (next iteration's codes double-buffered in registers) 82-95 on every
 //   form: its SASS loop is 519 instructions for 64 weights/lane (the three-way load branch is
@@ -59,6 +60,16 @@
 // 2-row kernel under 96 registers (3 blocks/SM) that keeps its loads ahead of the math, codes staged
 // with cp.async into shared memory (bytes in flight without registers), and Nsight stall reasons.
 // The H100 numbers above were not rerun this round (both device runs landed on an H200).
+// H100 80GB HBM3 rerun (copy 2.98 TB/s, one run, N = 200), us and % of copy, same columns:
+//   v9m_u8          7.6 38% | 3.8 19% | 20.3 50% | 19.8 51% | 83.6 us 45.2%
+//   probe_words     4.5 65% | 2.5 29% | 11.3 90% | 11.7 87% | 48.4 us 78.0%
+//   v10w_auto_pdl   5.3 55% | 3.2 23% | 17.8 57% | 13.3 77% | 65.4 us 57.7%
+//   v10w_autoc_pdl  5.3 55% | 3.2 23% | 15.2 67% | 13.2 77% | 60.4 us 62.5%  (only gate/up's grid is capped)
+// Ported to src with the bias/LoRA epilogue inside the grid-stride loop: there ptxas took the 2-row
+// kernel to 142-147 registers (1 block per SM); __launch_bounds__(256, 2) for 2 rows and one address
+// per row and x per iteration keep it at 123-126 without spills (main loop 427 SASS instructions
+// against 401 before). Through the C ABI (bench/infer/nf4_gemv_bench.py, same card): gate/up
+// 17.7-17.9 -> 15.5-15.6 us, q/o 5.8 -> 5.9 us, down 13.6-13.7 -> 13.9 us.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 

@@ -331,8 +331,9 @@ static const Variant kNextVariants[] = {
     {"v10n_auto", launch_paired_auto<8, false, false, false>},
     // + programmatic dependent launch: fill and ramp-up hidden under the previous kernel -> +5-10% => 63.0, 61.1
     {"v10n_auto_pdl", launch_paired_auto<8, false, false, true>},
-    {"v10w_auto_pdl", launch_paired_auto<8, true, false, true>},  // the kernel in kernels-cuda/src/nf4_gemv.cu
-    // + grid capped at the resident blocks (table filled once per block) -> a few % over v10w_auto_pdl => 56.1
+    {"v10w_auto_pdl", launch_paired_auto<8, true, false, true>},  // H100: 65.4
+    // + grid capped at the resident blocks (table filled once per block) -> a few % over v10w_auto_pdl => 56.1;
+    // H100 60.4 (v10w_auto_pdl 65.4, same run): the kernel in kernels-cuda/src/nf4_gemv.cu
     {"v10w_autoc_pdl", launch_paired_auto<8, true, false, true, 1, false, true>},
     // registers capped for 3 blocks/SM (24 warps, as v9m_u8 has): more warps to hide latency; ptxas may
     // sink loads below math again -> within +-5% of v10n_r2 => 82.8, 79.0, 78.4

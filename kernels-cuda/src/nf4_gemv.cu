@@ -3,7 +3,7 @@
 // read once and decode runs at the weight stream's bandwidth (the 16-bit alternative moves 4× the
 // bytes). The optional bias and LoRA term (scale · (x·aᵀ)·bᵀ, Hu et al. 2021) are added in the
 // epilogue.
-// Work split: variant "v10w_auto_pdl" of kernels-cuda/dev/nf4_gemv_bench.cu, which holds the earlier
+// Work split: variant "v10w_autoc_pdl" of kernels-cuda/dev/nf4_gemv_bench.cu, which holds the earlier
 // kernels (v1, v9m_u8) and the variants that lost, with predictions and measurements. A warp computes
 // 2 adjacent rows (1 when that leaves fewer than 8 warps per SM) over the same x; lane l reads 4-byte
 // code words l, l+32, ... (8 weights each), so a warp's code load is 128 contiguous bytes and its x
@@ -13,20 +13,28 @@
 // Each code byte (two weights) is looked up once in a 256-entry table of bf16 pairs in shared memory,
 // replicated so that lane l always reads bank l (one wavefront per warp lookup whatever the codes);
 // one PRMT makes the entry's offset (code byte in byte 1, 4·lane in byte 0: 256-byte rows, half used)
-// and one HFMA2 multiplies the pair with x's pair: ~3.2 issued instructions per weight in the SASS
-// against ~6.3 for v9m_u8 (a 16-entry table and prmt lookups). Launched with programmatic dependent
-// launch on sm_90+: the table fill overlaps the previous kernel's tail, and the kernel waits for that
-// kernel (griddepcontrol.wait) before its first global read.
+// and one HFMA2 multiplies the pair with x's pair: ~3.3 issued instructions per weight in the SASS of
+// the 2-row main loop (427 per 128 weights on sm_90) against ~6.3 for v9m_u8 (a 16-entry table and
+// prmt lookups). The grid is capped at the blocks resident at once (occupancy x SMs) and blocks
+// stride over groups of 8 warps x rows, so each block fills its 64 KB table once; of the 8B shapes
+// only gate/up (896 groups of 16 rows on 264 slots of an H100) has more groups than slots. Launched
+// with programmatic dependent launch on sm_90+: the table fill overlaps the previous kernel's tail,
+// and the kernel waits for that kernel (griddepcontrol.wait) before its first global read.
 // Measured with GPU time (kernels-cuda/dev/nf4_gemv_bench.cu: a CUDA graph of calls over more weight
-// copies than L2 holds) on an H200, % of its 4.2 TB/s copy rate: q/o 43, k/v 16, gate/up 44, down 60,
-// a whole 8B layer (7 projections back to back) 44 (61.0 us in two runs; v9m_u8, the previous kernel,
-// 82.0-82.9 us = 32.4% in the same runs; without the dependent launch 69.7-70.3 us). On an H100 (copy
-// 2.99 TB/s): the layer in 65.1 us = 57.8% (v9m_u8 84.5 us = 44.6%, v1 172.8 us, loads alone 48.4 us =
-// 77.9%, same run). The 70% target is NOT met: the loads alone reach 69-71% of
-// copy on the layer in the same runs, and this kernel issues half the instructions per weight of
-// v9m_u8 yet gains only 14% without the dependent launch, so latency (16 warps per SM with the 64 KB
-// table and 115-128 registers) and per-kernel ramp-up, not issue, now bound it. The bench's
-// v10w_autoc_pdl (grid capped at the resident blocks, rows grid-strided) measured 56.1 us: next step.
+// copies than L2 holds), % of the card's copy rate, one 8B layer = 7 projections back to back:
+//   H100 80GB HBM3 (copy 2.98 TB/s, one run): the bench's v10w_autoc_pdl (this grid and loop, no
+//   bias/LoRA epilogue) q/o 55, k/v 23, gate/up 67, down 77, layer 60.4 us = 62.5%; the uncapped grid
+//   (v10w_auto_pdl, this file's previous form) 65.4 us = 57.7% (gate/up 57), v9m_u8 83.6 us = 45.2%,
+//   the loads alone (probe_words) 48.4 us = 78.0%.
+//   H200 (copy 4.2 TB/s, one run): v10w_autoc_pdl layer 56.1 us = 47.8%, v10w_auto_pdl 61.0-61.1 us
+//   (two runs), v9m_u8 82.0-82.9 us.
+// This file's kernel itself through the C ABI (bench/infer/nf4_gemv_bench.py, one shape repeated,
+// same H100, two runs alternating with the previous form): gate/up 15.5-15.6 us = 64.6-64.8% of copy
+// (previous 17.7-17.9 us), q/o 5.9 us = 48.4-48.9% (previous 5.8 us), down 13.9 us = 72.2-72.5%
+// (previous 13.6-13.7 us); its k/v and layer times were not measured. Where the grid is unchanged
+// (q/o, down) the 2-row loop costs ~1-2%: 123-126 registers under the __launch_bounds__ cap and 427
+// instead of 401 instructions per iteration. The 70% target on the layer is NOT met (the loads alone
+// reach 78%): with 16 warps per SM (64 KB table, ~125 registers) latency, not issue, bounds it.
 #include <string.h>
 
 #include "common.cuh"
@@ -97,13 +105,16 @@ __device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t
   const uint4* x8 = reinterpret_cast<const uint4*>(a.x);
   uint32_t cw[kRows][kWords];
   uint4 xv[kWords];
+  const uint4* xp = x8 + base + lane;  // one address per row and x, the words at immediate offsets
+  const uint32_t* cp[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; r++) cp[r] = rowp[r] + base + lane;
 #pragma unroll
   for (int u = 0; u < kWords; u++) {
-    const int w = base + lane + 32 * u;
-    const bool ok = kFull || w < words;
+    const bool ok = kFull || base + lane + 32 * u < words;
 #pragma unroll
-    for (int r = 0; r < kRows; r++) cw[r][u] = ok ? __ldcs(rowp[r] + w) : 0u;  // streamed once: do not keep in L2
-    xv[u] = __ldg(x8 + (ok ? w : 0));
+    for (int r = 0; r < kRows; r++) cw[r][u] = ok ? __ldcs(cp[r] + 32 * u) : 0u;  // streamed once: do not keep in L2
+    xv[u] = __ldg(ok ? xp + 32 * u : x8);
   }
   const int end = kFull ? base + 32 * kWords : min(base + 32 * kWords, words);
   float mine[kRows];
@@ -131,11 +142,14 @@ __device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t
   }
 }
 
-// The explicit minimum of 1 block in __launch_bounds__ makes ptxas keep all kWords loads ahead of
-// the math (more registers, more bytes in flight); with the bare form it sinks them below earlier
-// words' math (bench: 2-30% slower per layer depending on the variant).
+// An explicit minimum in __launch_bounds__ makes ptxas keep all kWords loads ahead of the math
+// (more registers, more bytes in flight); with the bare form it sinks them below earlier words'
+// math (bench: 2-30% slower per layer depending on the variant). 1 block for 1 row per warp (79-85
+// registers: 3 blocks fit anyway); 2 for 2 rows, whose grid-stride loop otherwise takes 142-147
+// registers (1 block of 8 warps per SM) where 2 blocks need at most 128 (sm_90: 123-126, no spills,
+// the 28 loads of an iteration still issued before its first table lookup).
 template <int kRows, int kWords, bool kDoubleQuant>
-__global__ void __launch_bounds__(kWarps * 32, 1) nf4_gemv_kernel(const GemvArgs a) {
+__global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
   extern __shared__ __align__(16) char table[];
   __shared__ float nested_code[256];
   fill_pair_table(table);
@@ -148,35 +162,40 @@ __global__ void __launch_bounds__(kWarps * 32, 1) nf4_gemv_kernel(const GemvArgs
   if (kDoubleQuant) nested_code[threadIdx.x] = a.scales.nested_code[threadIdx.x];
   __syncthreads();
   const int lane = threadIdx.x & 31;
-  const int64_t row0 = ((int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows;
-  if (row0 >= a.out_f) return;
   const int words = (int)(a.in_f >> 3);
-  const uint32_t* rowp[kRows];
-  int64_t e0[kRows];  // element index of each row's first weight
-  float acc[kRows];
+  // The grid is capped at the blocks that fit at once (launch_gemv): each block filled its table
+  // once above and now takes groups of kWarps·kRows rows, grid-strided.
+  const int64_t groups = (a.out_f + kWarps * kRows - 1) / (kWarps * kRows);
+  for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
+    const int64_t row0 = (g * kWarps + (threadIdx.x >> 5)) * kRows;
+    if (row0 >= a.out_f) break;  // warp-uniform, and later groups only lie further on
+    const uint32_t* rowp[kRows];
+    int64_t e0[kRows];  // element index of each row's first weight
+    float acc[kRows];
 #pragma unroll
-  for (int r = 0; r < kRows; r++) {
-    const int64_t row = min(row0 + r, a.out_f - 1);  // a missing last row recomputes the one before
-    rowp[r] = a.packed + row * words;
-    e0[r] = row * a.in_f;
-    acc[r] = 0.f;
-  }
-  int base = 0;
-  for (; base + 32 * kWords <= words; base += 32 * kWords)
-    gemv_iteration<kRows, kWords, kDoubleQuant, true>(a, rowp, e0, base, words, nested_code, table, acc);
-  if (base < words) gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, base, words, nested_code, table, acc);
+    for (int r = 0; r < kRows; r++) {
+      const int64_t row = min(row0 + r, a.out_f - 1);  // a missing last row recomputes the one before
+      rowp[r] = a.packed + row * words;
+      e0[r] = row * a.in_f;
+      acc[r] = 0.f;
+    }
+    int base = 0;
+    for (; base + 32 * kWords <= words; base += 32 * kWords)
+      gemv_iteration<kRows, kWords, kDoubleQuant, true>(a, rowp, e0, base, words, nested_code, table, acc);
+    if (base < words) gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, base, words, nested_code, table, acc);
 #pragma unroll
-  for (int r = 0; r < kRows; r++) {
-    float v = warp_sum(acc[r]);
-    const int64_t row = row0 + r;
-    if (lane == 0 && row < a.out_f) {
-      if (a.bias) v += load_as_float(a.bias, a.bias_dtype, row);
-      if (a.xa) {
-        float l = 0.f;
-        for (int j = 0; j < a.r; j++) l += a.xa[j] * a.lora_b[row * a.r + j];
-        v += a.lora_scale * l;
+    for (int r = 0; r < kRows; r++) {
+      float v = warp_sum(acc[r]);
+      const int64_t row = row0 + r;
+      if (lane == 0 && row < a.out_f) {
+        if (a.bias) v += load_as_float(a.bias, a.bias_dtype, row);
+        if (a.xa) {
+          float l = 0.f;
+          for (int j = 0; j < a.r; j++) l += a.xa[j] * a.lora_b[row * a.r + j];
+          v += a.lora_scale * l;
+        }
+        a.y[row] = __float2bfloat16(v);
       }
-      a.y[row] = __float2bfloat16(v);
     }
   }
 }
@@ -193,20 +212,40 @@ __global__ void lora_down_kernel(const __nv_bfloat16* __restrict__ x, const floa
 
 bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
-// Launches one instantiation: 64 KB of dynamic shared memory (opted in once per kernel), and the
-// programmatic-dependent-launch attribute only where the code that runs was built for sm_90+ (so it
-// holds the griddepcontrol.wait; PTX of an older target JIT-compiled on a newer GPU does not).
+// Once per instantiation: the 64 KB of dynamic shared memory opted in, the blocks of it that fit on
+// an SM at once (registers and shared memory; the one GPU a process drives), and whether the code
+// that runs was built for sm_90+ (so it holds the griddepcontrol.wait; PTX of an older target
+// JIT-compiled on a newer GPU does not, and must not get the programmatic-dependent-launch attribute).
+struct KernelSetup {
+  cudaError_t error;
+  int blocks_per_sm;
+  bool dependent_launch;
+};
+
 template <int kRows, int kWords, bool kDoubleQuant>
-cudaError_t launch_gemv(const GemvArgs& args, cudaStream_t st) {
+KernelSetup setup_kernel() {
   auto kernel = nf4_gemv_kernel<kRows, kWords, kDoubleQuant>;
-  static const cudaError_t opted_in = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kTableBytes);
-  if (opted_in != cudaSuccess) return opted_in;
-  static const bool dependent_launch = [] {
-    cudaFuncAttributes fa;
-    return cudaFuncGetAttributes(&fa, nf4_gemv_kernel<kRows, kWords, kDoubleQuant>) == cudaSuccess && fa.binaryVersion >= 90;
-  }();
+  KernelSetup s{cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kTableBytes), 0, false};
+  if (s.error == cudaSuccess)
+    s.error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&s.blocks_per_sm, kernel, kWarps * 32, kTableBytes);
+  cudaFuncAttributes fa;
+  if (s.error == cudaSuccess) s.error = cudaFuncGetAttributes(&fa, kernel);
+  s.dependent_launch = s.error == cudaSuccess && fa.binaryVersion >= 90;
+  return s;
+}
+
+// Grid: at most the resident blocks (blocks_per_sm x SMs), evened so that every block takes the
+// same number of row groups (the last possibly one fewer), so no block waits for a free slot and
+// refills its table.
+template <int kRows, int kWords, bool kDoubleQuant>
+cudaError_t launch_gemv(const GemvArgs& args, int sms, cudaStream_t st) {
+  static const KernelSetup setup = setup_kernel<kRows, kWords, kDoubleQuant>();
+  if (setup.error != cudaSuccess) return setup.error;
+  const int64_t groups = (args.out_f + kWarps * kRows - 1) / (kWarps * kRows);
+  const int64_t slots = (int64_t)(setup.blocks_per_sm > 0 ? setup.blocks_per_sm : 1) * sms;
+  const int64_t per_block = (groups + slots - 1) / slots;
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((unsigned)((args.out_f + kWarps * kRows - 1) / (kWarps * kRows)));
+  cfg.gridDim = dim3((unsigned)((groups + per_block - 1) / per_block));
   cfg.blockDim = dim3(kWarps * 32);
   cfg.dynamicSmemBytes = kTableBytes;
   cfg.stream = st;
@@ -214,16 +253,16 @@ cudaError_t launch_gemv(const GemvArgs& args, cudaStream_t st) {
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = dependent_launch ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, args);
+  cfg.numAttrs = setup.dependent_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, nf4_gemv_kernel<kRows, kWords, kDoubleQuant>, args);
 }
 
 template <int kWords, bool kDoubleQuant>
 cudaError_t launch_gemv_rows(const GemvArgs& args, int sms, cudaStream_t st) {
   // 2 rows per warp halves the x loads and the table fill per row, but halves the warps: keep 1 row
   // where 2 would leave fewer than kWarps warps per SM (k/v's 1024 rows on 132 SMs).
-  if (args.out_f / 2 >= (int64_t)kWarps * sms) return launch_gemv<2, kWords, kDoubleQuant>(args, st);
-  return launch_gemv<1, kWords, kDoubleQuant>(args, st);
+  if (args.out_f / 2 >= (int64_t)kWarps * sms) return launch_gemv<2, kWords, kDoubleQuant>(args, sms, st);
+  return launch_gemv<1, kWords, kDoubleQuant>(args, sms, st);
 }
 
 int log2_of(int64_t v) {

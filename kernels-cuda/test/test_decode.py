@@ -28,11 +28,17 @@ def check_gemv(rep):
     # A warp takes 2 rows when out_f / 2 >= 8 warps x SMs (up to 150 SMs for the rows below): 4096,
     # 4097 (odd: the last warp's second row is missing; f32 absmax, bias, LoRA, a partial iteration)
     # and 2400 (blocksize 32: 4 words per lane) take that path, the others 1 row per warp.
+    # The grid is capped at the blocks resident at once (at most 3 of 8 warps per SM: the 64 KB table),
+    # and blocks stride over groups of 8 warps x rows: 100 x SMs + 13 rows (2 rows per warp) is more
+    # than twice what the capped grid covers in one pass, so every block takes several groups and the
+    # last group is partial with an odd row; the small row counts above take one group per block.
+    big = 100 * torch.cuda.get_device_properties(0).multi_processor_count + 13
     for out_f, in_f, dq, bias, r, bs in [(4096, 4096, True, False, 0, 64), (1000, 14336, False, True, 0, 64),
                                          (77, 128, True, True, 16, 64), (2048, 8192, True, False, 8, 64),
                                          (15, 192, True, False, 0, 64), (33, 192, False, False, 0, 128),
                                          (40, 1088, True, False, 0, 32), (19, 4160, True, True, 0, 256),
-                                         (4097, 256, False, True, 4, 128), (2400, 1088, True, False, 0, 32)]:
+                                         (4097, 256, False, True, 4, 128), (2400, 1088, True, False, 0, 32),
+                                         (big, 1088, False, True, 8, 256), (big, 192, True, False, 0, 32)]:
         w = torch.randn(out_f, in_f, device="cuda") * 0.02
         qs = nf4_quantize(w, blocksize=bs)
         am = (qs["absmax_dq"] if dq else qs["absmax"]).double()
