@@ -12,15 +12,11 @@ import type { CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
 import { engineAllocationPlan } from "../../lib/memory/estimate-plan.js";
 import { estimatePeakMemory } from "../../lib/memory/estimator.js";
 import { shapeConfig } from "../random-llama.js";
+import { arg } from "../args.js";
 
 const GIB = 2 ** 30;
 /** Lengths searched in steps of this many tokens (and never below it). */
 const STEP = 1024;
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 function main(): void {
   const shape = arg("shape") ?? "8B";

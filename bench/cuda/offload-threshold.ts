@@ -10,11 +10,7 @@ import type { CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
 import { createTrainingState } from "../../lib/train/trainer.js";
 import { randomLlama4bit, shapeConfig } from "../random-llama.js";
 import { medianStepSeconds, randomBatch } from "./train-step.js";
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
+import { arg } from "../args.js";
 
 async function main(): Promise<void> {
   const shape = arg("shape", "1B"), steps = Number(arg("steps", "5"));

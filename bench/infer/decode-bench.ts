@@ -10,11 +10,7 @@ import { CudaBackend } from "../../lib/backend/cuda/index.js";
 import { decodeWithKvCache } from "../../lib/infer/decode-loop.js";
 import { resolveSampling, Sampler } from "../../lib/infer/sampling.js";
 import { nf4WeightBytes, randomLlama4bit, shapeConfig } from "../random-llama.js";
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
+import { arg } from "../args.js";
 
 async function main(): Promise<void> {
   const shape = arg("shape", "1B"), promptLen = Number(arg("prompt", "512")), newTokens = Number(arg("new", "128"));

@@ -194,11 +194,6 @@ tsl_status launch(const void* dO, const void* q, const void* k, const void* v, c
   return TSL_OK;
 }
 
-struct Scratch {
-  void* p = nullptr;
-  ~Scratch() { scratch_free(p); }
-};
-
 }  // namespace
 }  // namespace tsl
 
@@ -223,10 +218,10 @@ extern "C" tsl_status tsl_attention_bwd(const void* d_do, const void* d_q, const
       (const __nv_bfloat16*)d_do, (const __nv_bfloat16*)d_o, T, Hq, D, (float*)delta.p);
   TSL_CHECK_LAUNCH(op);
   const float* dl = (const float*)delta.p;
-  // mma.sync register tiles (attention_bwd_mma.cu) for head dims 64 and 128; TSLOTH_ATTENTION=wmma
-  // or simple selects the WMMA (attention_bwd_tc.cu) or this file's CUDA-core kernels instead.
-  // Otherwise TSLOTH_ATTENTION_BWD=fused (fused64, fused128: a fixed key-block width) selects the
-  // single-pass mma.sync backward with atomic dQ (attention_bwd_fused.cu) for those head dims.
+  // Head dims 64 and 128 run on mma.sync register tiles: the single-pass backward with atomic dQ
+  // (attention_bwd_fused.cu), or with TSLOTH_ATTENTION_BWD=split the two-pass one
+  // (attention_bwd_mma.cu). TSLOTH_ATTENTION=wmma or simple selects the WMMA (attention_bwd_tc.cu)
+  // or this file's CUDA-core kernels instead, for any head dim.
   const char* force = getenv("TSLOTH_ATTENTION");
   const bool simple = force && strcmp(force, "simple") == 0, wmma = force && strcmp(force, "wmma") == 0;
   if (!simple && !wmma) {

@@ -161,11 +161,6 @@ __global__ void dq_finish_kernel(const float4* __restrict__ acc, uint64_t n4, fl
 
 enum class Width { kAuto, k64, k128 };
 
-struct Scratch {
-  void* p = nullptr;
-  ~Scratch() { scratch_free(p); }
-};
-
 template <int D, int kWarps, bool kDq>
 tsl_status launch(const void* dO, const void* q, const void* k, const void* v, const float* lse, const float* delta,
                   const int32_t* cu, int seqs, int max_len, int64_t T, int Hq, int Hkv, float scale, float* acc, void* dk,

@@ -24,6 +24,12 @@ tsl_status ensure_init(const char* op);
 tsl_status scratch_alloc(const char* op, uint64_t bytes, void** out);
 void scratch_free(void* p);
 
+// Scratch that frees itself: an op's temporaries go back to the cache on every exit path.
+struct Scratch {
+  void* p = nullptr;
+  ~Scratch() { scratch_free(p); }
+};
+
 inline unsigned blocks_for(uint64_t n, unsigned threads, unsigned cap = 65535u * 16u) {
   uint64_t b = (n + threads - 1) / threads;
   if (b < 1) b = 1;

@@ -46,11 +46,6 @@ __global__ void ce_rows_bwd(const float* __restrict__ logits, const int32_t* __r
 
 __global__ void store_loss(const double* acc, float* out) { *out = (float)*acc; }
 
-struct Scratch {
-  void* p = nullptr;
-  ~Scratch() { scratch_free(p); }
-};
-
 tsl_status check(const char* op, int64_t T, int64_t H, int64_t V, int64_t chunk) {
   TSL_REQUIRE(op, T >= 0 && H > 0 && V > 0, "bad shape T=%lld H=%lld V=%lld", (long long)T, (long long)H, (long long)V);
   TSL_REQUIRE(op, chunk > 0 && chunk <= 0x7fffffff, "chunk_tokens must be in 1..2^31, got %lld", (long long)chunk);

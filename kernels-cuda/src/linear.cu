@@ -20,12 +20,6 @@ __global__ void f32_to_bf16(const float* src, __nv_bfloat16* dst, uint64_t n) {
     dst[i] = __float2bfloat16(src[i]);
 }
 
-// Scratch that frees itself: each op's temporaries go back to the cache on every exit path.
-struct Scratch {
-  void* p = nullptr;
-  ~Scratch() { scratch_free(p); }
-};
-
 tsl_status to_bf16(const char* op, const float* src, uint64_t n, Scratch* s) {
   TSL_TRY(scratch_alloc(op, n * 2, &s->p));
   f32_to_bf16<<<blocks_for(n, 256), 256, 0, compute_stream()>>>(src, (__nv_bfloat16*)s->p, n);

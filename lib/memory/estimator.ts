@@ -6,6 +6,9 @@ import {
   CUDA_OVERHEAD_BYTES, layerBackwardBytesPerToken, layerKeptBytesPerToken, linearShapes, LORA_TARGETS, type LoraTarget,
   type ModelShape, NF4_BYTES_PER_PARAM, NF4_BYTES_PER_TENSOR,
 } from "./estimator-terms.js";
+import { CUDA_TRAITS } from "../backend/cuda/traits.js";
+import { CPU_TRAITS } from "../backend/types.js";
+import { embeddingCategory } from "../model/upload-weights.js";
 import { suggestFittingSettings, type FitSuggestion } from "./estimator-fit.js";
 
 export type { CheckpointMode, LoraTarget, ModelShape } from "./estimator-terms.js";
@@ -105,6 +108,7 @@ export function estimateBytes(config: ModelShape, opts: EstimateOptions): Omit<M
   };
   const b = opts.computeBytes ?? 2;
   const cuda = (opts.backend ?? "cuda") === "cuda";
+  const traits = cuda ? CUDA_TRAITS : CPU_TRAITS;
   const m = config;
   const L = m.numLayers;
   const H = m.hiddenSize;
@@ -117,8 +121,7 @@ export function estimateBytes(config: ModelShape, opts: EstimateOptions): Omit<M
   const linearParams = Object.values(shapes).reduce((s, [i, o]) => s + i * o, 0);
   add("base_weights", `${L} layers x 7 linear weights in NF4 (${NF4_BYTES_PER_PARAM.toFixed(4)} byte/param + tables)`, L * (linearParams * NF4_BYTES_PER_PARAM + 7 * NF4_BYTES_PER_TENSOR));
   const embedParams = m.vocabSize * H;
-  // On CUDA an untied embedding stays in pinned host RAM (lib/model/upload-weights.ts, embeddingCategory).
-  if (cuda && !m.tieWordEmbeddings) add("offload_host", "token embeddings in pinned host RAM (rows gathered over PCIe)", embedParams * b);
+  if (embeddingCategory(traits, m) === "offload_host") add("offload_host", "token embeddings in pinned host RAM (rows gathered over PCIe)", embedParams * b);
   else add("base_weights", "token embeddings (compute dtype)", embedParams * b);
   if (!m.tieWordEmbeddings) add("base_weights", "LM head, untied (compute dtype, frozen dense)", embedParams * b);
   add("base_weights", "RMSNorm weights (2 per layer + final)", (2 * L + 1) * H * b);
@@ -154,7 +157,7 @@ export function estimateBytes(config: ModelShape, opts: EstimateOptions): Omit<M
   const largest = Math.max(...Object.values(shapes).map(([i, o]) => i * o));
   add("workspace", "dequantized copy of the largest base weight", largest * b);
   if (cuda) add("workspace", "cuBLASLt workspace", CUBLAS_WORKSPACE_BYTES);
-  if (cuda) add("workspace", "attention backward: fp32 dQ accumulator", T * m.numHeads * m.headDim * 4);
+  if (traits.attentionDqScratch) add("workspace", "attention backward: fp32 dQ accumulator", T * m.numHeads * m.headDim * 4);
   if (cuda) add("overhead", "CUDA context, kernels, allocator headroom", opts.overheadBytes ?? CUDA_OVERHEAD_BYTES);
 
   const bytes: Record<string, number> = {};

@@ -58,7 +58,6 @@ const SIGNATURES = {
   memsetZero: "int32_t tsl_memset_zero(void *dst, uint64_t bytes)",
   copyD2hAsync: "int32_t tsl_copy_d2h_async(void *dst, const void *src, uint64_t bytes, uint64_t *event)",
   copyH2dAsync: "int32_t tsl_copy_h2d_async(void *dst, const void *src, uint64_t bytes, uint64_t *event)",
-  eventWait: "int32_t tsl_event_wait(uint64_t event)",
   eventSync: "int32_t tsl_event_sync(uint64_t event)",
   eventDestroy: "int32_t tsl_event_destroy(uint64_t event)",
   cast: "int32_t tsl_cast(const void *src, int32_t srcDtype, void *dst, int32_t dstDtype, uint64_t n)",
