@@ -113,6 +113,17 @@ tsl_status tsl_event_sync(uint64_t event);
 tsl_status tsl_event_query(uint64_t event, int32_t* done);
 tsl_status tsl_event_destroy(uint64_t event);
 
+/* Step graphs (CUDA graphs): the calls made between capture_begin and capture_end are recorded on
+ * the compute stream instead of run, and replay together with one tsl_graph_launch. Buffers the
+ * capture allocates stay reserved for the graphs (accounted as workspace while not live) until the
+ * last graph is destroyed; inputs that change between replays must be rewritten in place. A call
+ * that fails during a capture leaves it to tsl_graph_capture_abort, after which work runs as usual. */
+tsl_status tsl_graph_capture_begin(void);
+tsl_status tsl_graph_capture_end(uint64_t* graph_out);
+tsl_status tsl_graph_capture_abort(void);
+tsl_status tsl_graph_launch(uint64_t graph);
+tsl_status tsl_graph_destroy(uint64_t graph);
+
 /* ---- elementwise (dtype f32 | bf16 | f16; n elements) ------------------------------------ */
 tsl_status tsl_cast(const void* d_src, int32_t src_dtype, void* d_dst, int32_t dst_dtype, uint64_t n);
 /* dst = a + b */

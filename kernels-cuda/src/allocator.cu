@@ -34,6 +34,15 @@ struct Pool {
 std::mutex g_mutex;
 Pool g_device_pool;
 Pool g_host_pool = [] { Pool p; p.host = true; return p; }();
+// Blocks that captured graphs read and write when replayed (graph.cu). While a capture runs, device
+// allocations come from here, and the blocks stay reserved for the graphs until the last one is
+// destroyed: a replay writes to the addresses the capture saw, so nobody else may hold them. One
+// pool serves every graph because graphs replay one at a time on the compute stream, and a tensor
+// that outlives its step (a graph's output) stays live here, never cached for another graph.
+Pool g_graph_pool;
+bool g_capturing = false;
+int g_graphs = 0;
+uint64_t g_graph_accounted = 0;  // graph-pool cache bytes shown under workspace while graphs exist
 uint64_t g_current[TSL_NUM_CATEGORIES] = {0};
 uint64_t g_peak[TSL_NUM_CATEGORIES] = {0};
 uint64_t g_peak_device_total = 0;
@@ -95,6 +104,8 @@ tsl_status out_of_memory(const char* op, uint64_t asked, int32_t category, bool 
               (unsigned long long)tot);
 }
 
+void account_graph_reserve();
+
 tsl_status pool_alloc(const char* op, Pool& pool, uint64_t bytes, int32_t category, void** out) {
   uint64_t size = round_size(bytes);
   Block b;
@@ -122,8 +133,28 @@ tsl_status pool_alloc(const char* op, Pool& pool, uint64_t bytes, int32_t catego
   b.category = category;
   pool.live[b.ptr] = b;
   account(category, (int64_t)b.size);
+  if (&pool == &g_graph_pool) account_graph_reserve();
   *out = b.ptr;
   return TSL_OK;
+}
+
+Pool& device_pool() { return g_capturing ? g_graph_pool : g_device_pool; }
+
+// The graph pool's cached (reserved, not live) bytes count as workspace while graphs own them.
+void account_graph_reserve() {
+  const uint64_t want = (g_capturing || g_graphs > 0) ? g_graph_pool.cached_bytes : 0;
+  account(TSL_CAT_WORKSPACE, (int64_t)want - (int64_t)g_graph_accounted);
+  g_graph_accounted = want;
+}
+
+// With no capture running and no graph alive, the graph pool's cache goes back to the general one.
+void dissolve_graph_pool() {
+  if (g_capturing || g_graphs > 0) return;
+  for (auto& kv : g_graph_pool.cached) g_device_pool.cached.emplace(kv.first, kv.second);
+  g_device_pool.cached_bytes += g_graph_pool.cached_bytes;
+  g_graph_pool.cached.clear();
+  g_graph_pool.cached_bytes = 0;
+  account_graph_reserve();
 }
 
 tsl_status pool_free(const char* op, Pool& pool, void* ptr) {
@@ -134,14 +165,32 @@ tsl_status pool_free(const char* op, Pool& pool, void* ptr) {
   account(b.category, -(int64_t)b.size);
   pool.cached.emplace(b.size, b);
   pool.cached_bytes += b.size;
+  if (&pool == &g_graph_pool) account_graph_reserve();
   return TSL_OK;
+}
+
+// Frees a device block wherever it lives. A block allocated before a capture and freed during it
+// joins the graph pool: later captured work may reuse it, so eager work must not get it back.
+tsl_status device_free(const char* op, void* ptr) {
+  if (g_graph_pool.live.count(ptr)) {
+    TSL_TRY(pool_free(op, g_graph_pool, ptr));
+    dissolve_graph_pool();
+    return TSL_OK;
+  }
+  if (g_capturing && g_device_pool.live.count(ptr)) {
+    Block b = g_device_pool.live[ptr];
+    g_device_pool.live.erase(ptr);
+    g_graph_pool.live[ptr] = b;
+    return pool_free(op, g_graph_pool, ptr);
+  }
+  return pool_free(op, g_device_pool, ptr);
 }
 
 }  // namespace
 
 tsl_status allocator_hold_until(const char* op, const void* ptr, cudaStream_t stream) {
   std::lock_guard<std::mutex> lock(g_mutex);
-  for (Pool* pool : {&g_device_pool, &g_host_pool}) {
+  for (Pool* pool : {&g_device_pool, &g_graph_pool, &g_host_pool}) {
     auto it = pool->live.find(const_cast<void*>(ptr));
     if (it == pool->live.end()) continue;
     Block& b = it->second;
@@ -154,13 +203,47 @@ tsl_status allocator_hold_until(const char* op, const void* ptr, cudaStream_t st
 
 tsl_status scratch_alloc(const char* op, uint64_t bytes, void** out) {
   std::lock_guard<std::mutex> lock(g_mutex);
-  return pool_alloc(op, g_device_pool, bytes, TSL_CAT_WORKSPACE, out);
+  return pool_alloc(op, device_pool(), bytes, TSL_CAT_WORKSPACE, out);
 }
 
 void scratch_free(void* p) {
   if (!p) return;
   std::lock_guard<std::mutex> lock(g_mutex);
-  pool_free("scratch_free", g_device_pool, p);
+  device_free("scratch_free", p);
+}
+
+tsl_status allocator_capture_begin(const char* op) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_capturing) return fail(TSL_ERR_INVALID, op, "a graph capture is already running");
+  // A captured wait on an event recorded outside the capture is not allowed: settle the pending
+  // uses of cached blocks now, so that taking one during the capture needs no wait.
+  for (Pool* pool : {&g_device_pool, &g_graph_pool}) {
+    for (auto& kv : pool->cached) {
+      Block& b = kv.second;
+      if (!b.pending) continue;
+      cudaError_t e = cudaEventSynchronize(b.pending);
+      cudaEventDestroy(b.pending);
+      b.pending = nullptr;
+      if (e != cudaSuccess) return cuda_fail(op, e);
+    }
+  }
+  g_capturing = true;
+  return TSL_OK;
+}
+
+void allocator_capture_end(bool graph_kept) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_capturing = false;
+  if (graph_kept) g_graphs++;
+  dissolve_graph_pool();
+  account_graph_reserve();
+}
+
+void allocator_graph_destroyed() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_graphs > 0) g_graphs--;
+  dissolve_graph_pool();
+  account_graph_reserve();
 }
 
 }  // namespace tsl
@@ -174,13 +257,13 @@ tsl_status tsl_malloc(uint64_t bytes, int32_t category, void** d_out) {
   TSL_REQUIRE("tsl_malloc", category >= 0 && category < TSL_NUM_CATEGORIES && category != TSL_CAT_OFFLOAD_HOST,
               "category must be a device category 0..6 other than offload_host (4), got %d", category);
   std::lock_guard<std::mutex> lock(g_mutex);
-  return pool_alloc("tsl_malloc", g_device_pool, bytes, category, d_out);
+  return pool_alloc("tsl_malloc", device_pool(), bytes, category, d_out);
 }
 
 tsl_status tsl_free(void* d_ptr) {
   if (!d_ptr) return TSL_OK;
   std::lock_guard<std::mutex> lock(g_mutex);
-  return pool_free("tsl_free", g_device_pool, d_ptr);
+  return device_free("tsl_free", d_ptr);
 }
 
 tsl_status tsl_host_alloc(uint64_t bytes, void** h_out) {
@@ -201,7 +284,7 @@ tsl_status tsl_memory_stats(uint64_t* current, uint64_t* peak, uint64_t* cached,
     if (current) current[c] = g_current[c];
     if (peak) peak[c] = g_peak[c];
   }
-  if (cached) *cached = g_device_pool.cached_bytes;
+  if (cached) *cached = g_device_pool.cached_bytes + g_graph_pool.cached_bytes;
   if (peak_device_total) *peak_device_total = g_peak_device_total;
   return TSL_OK;
 }

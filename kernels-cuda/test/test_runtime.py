@@ -107,9 +107,66 @@ def body(rep):
     call("tsl_event_destroy", ev)
     rep.expect("h2d async copy is exact", torch.equal(dst, src))
     call("tsl_host_free", h)
+    graphs(rep)
     call("tsl_empty_cache")
     cur, _, cached, _ = stats()
     rep.expect("empty_cache releases cached blocks", cached == 0, f"cached={cached}")
+
+
+def graphs(rep):
+    """Step graphs: captured calls do not run until launched, replays read inputs rewritten in place,
+    blocks the capture allocated stay reserved (and shown as workspace) until the graph is destroyed,
+    and a failed capture leaves the library working."""
+    n = 1 << 20
+    x, y = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
+    out = torch.full((n,), float("nan"), device="cuda")
+    ws = CATEGORIES.index("workspace")
+    torch.cuda.synchronize()
+    cur0, _, _, _ = stats()
+    # Inside a capture nothing may wait for the stream, so calls are checked by status only.
+    def raw(name, *args):
+        st, msg = status_of(name, *args)
+        if st != 0:
+            raise RuntimeError(f"{name} returned {st} during capture: {msg}")
+
+    raw("tsl_graph_capture_begin")
+    st, msg = status_of("tsl_graph_capture_begin")
+    rep.expect("a second capture is refused", st == TSL_ERR_INVALID and "already" in msg, msg)
+    tmp = ctypes.c_void_p()
+    raw("tsl_malloc", u64(n * 4), ctypes.c_int32(CATEGORIES.index("activations")), ctypes.byref(tmp))
+    F32 = ctypes.c_int32(0)
+    raw("tsl_add", ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(y.data_ptr()), tmp, F32, u64(n))
+    raw("tsl_add", tmp, ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(out.data_ptr()), F32, u64(n))
+    raw("tsl_free", tmp)
+    g = ctypes.c_uint64()
+    raw("tsl_graph_capture_end", ctypes.byref(g))
+    call("tsl_synchronize")
+    rep.expect("capture records without running", bool(torch.isnan(out).all()))
+    cur1, _, _, _ = stats()
+    rep.expect("the graph's scratch is shown as workspace", cur1[ws] - cur0[ws] >= n * 4, f"{cur1[ws] - cur0[ws]}")
+    other = malloc(n * 4, CATEGORIES.index("activations"))
+    rep.expect("eager allocations do not get the graph's blocks", other.value != tmp.value)
+    call("tsl_free", other)
+    for round_ in range(2):
+        x.copy_(torch.randn(n, device="cuda"))
+        torch.cuda.synchronize()
+        call("tsl_graph_launch", g)
+        call("tsl_synchronize")
+        rep.expect(f"replay {round_ + 1} reads the rewritten input", torch.allclose(out, 2 * x + y, rtol=1e-6, atol=1e-6))
+    call("tsl_graph_destroy", g)
+    cur2, _, _, _ = stats()
+    rep.expect("destroying the graph releases its reserve", cur2[ws] == cur0[ws], f"{cur2[ws]} vs {cur0[ws]}")
+    # A capture that hits a call capture does not allow (a synchronous upload) is aborted cleanly.
+    raw("tsl_graph_capture_begin")
+    host = torch.zeros(16)
+    st, msg = status_of("tsl_upload", ctypes.c_void_p(out.data_ptr()), ctypes.c_void_p(host.data_ptr()), u64(64))
+    rep.expect("a synchronous call fails during capture", st != 0, msg)
+    raw("tsl_graph_capture_abort")
+    call("tsl_add", ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(y.data_ptr()), ctypes.c_void_p(out.data_ptr()), F32, u64(n))
+    call("tsl_synchronize")
+    rep.expect("work runs as usual after an aborted capture", torch.allclose(out, x + y))
+    cur3, _, _, _ = stats()
+    rep.expect("an aborted capture keeps nothing reserved", cur3[ws] == cur0[ws], f"{cur3[ws]} vs {cur0[ws]}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 // has one segment per layer (its pool) and block tables from a free list; the contiguous cache's
 // segments are its chunks (prompt + 512 tokens, then 512 more at a time), so growing it adds a
 // segment and never copies what is there, and its block table is 0, 1, 2, ...
-import type { AttentionShape, Backend, Tensor } from "./types.js";
+import type { AttentionShape, Backend, FrozenLinear, HostArray, LoraAdapter, Tensor } from "./types.js";
 
 /** One segment of a layer's KV storage: k and v [rows, Hkv * D], rows a multiple of blockSize. */
 export interface KvSegment {
@@ -44,14 +44,42 @@ export interface DecodeBackend extends Backend {
    * Long contexts may be split along the sequence and merged by log-sum-exp (FlashDecoding).
    */
   pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor;
+  /**
+   * Several linears over one x (a layer's q, k, v or gate, up): the same as
+   * bases.map((b, i) => linear(x, b, loras[i])), computed in one pass where the backend can (CUDA:
+   * one launch of the batch-1 NF4 matrix-vector product for up to three weights).
+   */
+  linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[];
   /** Device bytes free for new allocations (the KV pool is sized from this); Infinity when unbounded. */
   freeDeviceBytes(): number;
+  /** Overwrites a tensor's contents from the host, in its dtype (the inputs a recorded step reads). */
+  uploadInto(dst: Tensor, data: HostArray): void;
+  /**
+   * Records the ops `body` issues so that they can run again without the host issuing each one
+   * (CUDA graphs on the GPU: a decode step's few hundred launches become one). `output` (what body
+   * returned) is defined after each replay, which reads its inputs' contents at that time; tensors
+   * body allocated and freed stay reserved for the recording. Null where recording is unavailable;
+   * throws, leaving the backend usable, when body fails.
+   */
+  recordStep(body: () => Tensor): { step: RecordedStep; output: Tensor } | null;
+  /** Whether replaying a recorded step is faster than issuing it (generation records steps by default only then). */
+  readonly stepRecordingPays: boolean;
+}
+
+/** A recorded step (DecodeBackend.recordStep). */
+export interface RecordedStep {
+  /** Runs the recorded work on the inputs' current contents, rewriting the output. */
+  replay(): void;
+  /** Releases the recording; the output tensor stays the caller's to free. */
+  free(): void;
 }
 
 /** The backend as a DecodeBackend, or a clear error when it lacks the generation ops. */
 export function asDecodeBackend(be: Backend): DecodeBackend {
   const d = be as Partial<DecodeBackend>;
-  if (typeof d.kvCacheWrite !== "function" || typeof d.pagedAttention !== "function" || typeof d.freeDeviceBytes !== "function")
+  if (typeof d.kvCacheWrite !== "function" || typeof d.pagedAttention !== "function" || typeof d.freeDeviceBytes !== "function"
+    || typeof d.linearGroup !== "function"
+    || typeof d.uploadInto !== "function" || typeof d.recordStep !== "function")
     throw new Error(`tsloth: the ${be.name} backend has no KV-cache ops (kvCacheWrite, pagedAttention); generate on the cpu or cuda backend`);
   return d as DecodeBackend;
 }

@@ -384,4 +384,4 @@ export function elementCount(shape: readonly number[]): number {
   return n;
 }
 
-export { asDecodeBackend, type DecodeBackend, type KvBlockView, type KvSegment } from "./decode-types.js";
+export { asDecodeBackend, type DecodeBackend, type KvBlockView, type KvSegment, type RecordedStep } from "./decode-types.js";

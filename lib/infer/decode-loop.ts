@@ -9,6 +9,7 @@ import { ContiguousKvCache } from "./contiguous-kv-cache.js";
 import { KV_BLOCK_SIZE, type KvCache } from "./kv-cache.js";
 import { DEFAULT_KV_MEMORY_SHARE, PagedKvCache, sizeKvPool } from "./paged-kv-cache.js";
 import type { TokenPicker } from "./sampling.js";
+import { DecodeStepGraphs } from "./step-graphs.js";
 
 export type KvLayout = "contiguous" | "paged";
 export type FinishReason = "eos" | "length" | "aborted";
@@ -28,6 +29,19 @@ export interface DecodeLoopOptions {
   onLogits?: (index: number, logits: Float32Array) => void;
   /** Prefill through the cache's attention instead of the packed kernel (tests both paths). */
   prefillOverCache?: boolean;
+  /** Replay recorded decode steps (lib/infer/step-graphs.ts); default: where the backend says it pays (CUDA). */
+  stepGraphs?: boolean;
+  /** Called once generation ends with how many decode steps were replayed and recordings made. */
+  onStepGraphs?: (stats: StepGraphStats) => void;
+}
+
+export interface StepGraphStats {
+  replays: number;
+  recordings: number;
+  /** Why steps stopped being recorded, or null. */
+  unavailable: string | null;
+  /** Wall time of the replays including the logits download that waits for each. */
+  replaySeconds: number;
 }
 
 export interface DecodedSequence {
@@ -43,8 +57,9 @@ interface Running {
 
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
-/** Runs one cached step over `seqs` and returns each one's logits row. */
-function step(model: LlamaModel, be: DecodeBackend, cache: KvCache, seqs: number[], newTokens: number[][], fresh: boolean): Float32Array[] {
+/** Runs one cached step over `seqs` and returns each one's logits row (decode steps through `graphs` when given). */
+function step(model: LlamaModel, be: DecodeBackend, cache: KvCache, seqs: number[], newTokens: number[][], fresh: boolean,
+  graphs: DecodeStepGraphs | null): Float32Array[] {
   const ids: number[] = [], positions: number[] = [], slots: number[] = [], cu = [0];
   seqs.forEach((s, i) => {
     const start = cache.length(s);
@@ -59,13 +74,31 @@ function step(model: LlamaModel, be: DecodeBackend, cache: KvCache, seqs: number
     contextLens: Int32Array.from(seqs, (q) => cache.length(q)), blockTables: tables, maxBlocks, blockSize: cache.blockSize,
     attention: fresh ? "fresh" : "cache",
   };
-  const logits = cachedStepLogits(model, be, (l) => cache.segments(l), s);
+  const segments = (l: number) => cache.segments(l);
+  const logits = graphs && !fresh ? graphs.logits(s, segments) : cachedStepLogits(model, be, segments, s);
   const V = model.config.vocabSize;
   return seqs.map((_, i) => logits.subarray(i * V, (i + 1) * V));
 }
 
 async function runOnCache(model: LlamaModel, be: DecodeBackend, cache: KvCache, prompts: readonly number[][], order: number[],
   fits: (index: number) => boolean, released: (index: number) => void, o: DecodeLoopOptions, results: DecodedSequence[]): Promise<void> {
+  // Block tables of recorded steps hold the longest budget (prompt + max new tokens) of these prompts.
+  const width = Math.max(...order.map((i) => Math.ceil((prompts[i].length + o.maxNewTokens) / cache.blockSize)));
+  const graphs = (o.stepGraphs ?? be.stepRecordingPays) ? new DecodeStepGraphs(model, be, width) : null;
+  try {
+    await decodeAll(model, be, cache, prompts, order, fits, released, o, results, graphs);
+  } finally {
+    graphs?.free();
+    if (graphs) {
+      const { replays, recordings, unavailable, replaySeconds } = graphs;
+      o.onStepGraphs?.({ replays, recordings, unavailable, replaySeconds });
+    }
+  }
+}
+
+async function decodeAll(model: LlamaModel, be: DecodeBackend, cache: KvCache, prompts: readonly number[][], order: number[],
+  fits: (index: number) => boolean, released: (index: number) => void, o: DecodeLoopOptions, results: DecodedSequence[],
+  graphs: DecodeStepGraphs | null): Promise<void> {
   const waiting = [...order];
   let running: Running[] = [];
   const finish = (r: Running, reason: FinishReason) => {
@@ -97,10 +130,10 @@ async function runOnCache(model: LlamaModel, be: DecodeBackend, cache: KvCache, 
       admitted.push({ index, seen: [...prompts[index]], out: [] });
     }
     if (admitted.length > 0) {
-      const rows = step(model, be, cache, admitted.map((r) => r.index), admitted.map((r) => prompts[r.index]), !o.prefillOverCache);
+      const rows = step(model, be, cache, admitted.map((r) => r.index), admitted.map((r) => prompts[r.index]), !o.prefillOverCache, graphs);
       admitted.forEach((r, i) => { if (accept(r, choose(r, rows[i]))) running.push(r); });
     } else {
-      const rows = step(model, be, cache, running.map((r) => r.index), running.map((r) => [r.out[r.out.length - 1]]), false);
+      const rows = step(model, be, cache, running.map((r) => r.index), running.map((r) => [r.out[r.out.length - 1]]), false, graphs);
       running = running.filter((r, i) => accept(r, choose(r, rows[i])));
     }
     await nextTick();

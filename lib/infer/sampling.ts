@@ -36,8 +36,11 @@ export function resolveSampling(o: SamplingOptions): ResolvedSampling {
 }
 
 export function argmax(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  let best = 0, bestValue = values[0];
+  for (let i = 1; i < values.length; i++) {
+    const v = values[i];
+    if (v > bestValue) { best = i; bestValue = v; }
+  }
   return best;
 }
 
@@ -59,6 +62,8 @@ export class Sampler implements TokenPicker {
   /** The next token given one row of logits and the ids seen so far (prompt and output). */
   pick(logitsRow: Float32Array, seen: readonly number[]): number {
     const { temperature, topK, topP, repetitionPenalty } = this.options;
+    // Plain greedy needs no copy: a 128K-entry vocabulary would cost as much as the argmax.
+    if (temperature === 0 && repetitionPenalty === 1) return argmax(logitsRow);
     const logits = Float64Array.from(logitsRow);
     if (repetitionPenalty !== 1) {
       // CTRL's penalty as HF applies it: once per distinct seen token, dividing positive logits and

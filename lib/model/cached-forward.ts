@@ -31,12 +31,18 @@ export interface CachedStep {
   attention: "fresh" | "cache";
 }
 
-interface StepTensors {
+export interface StepTensors {
   ids: Tensor; positions: Tensor; cu: Tensor; slots: Tensor; view: KvBlockView; lastRows: Tensor;
 }
 
 function linearOf(be: DecodeBackend, w: LayerWeights, lora: Partial<Record<LinearName, LoraSlot>> | null, name: LinearName, x: Tensor): Tensor {
   return be.linear(x, w.linears[name], lora?.[name]?.adapter ?? null);
+}
+
+function linearsOf(
+  be: DecodeBackend, w: LayerWeights, lora: Partial<Record<LinearName, LoraSlot>> | null, names: readonly LinearName[], x: Tensor,
+): Tensor[] {
+  return be.linearGroup(x, names.map((n) => w.linears[n]), names.map((n) => lora?.[n]?.adapter ?? null));
 }
 
 /** Qwen3's per-head RMSNorm over [T, heads·D] viewed as [T·heads, D]. */
@@ -55,8 +61,9 @@ function cachedLayer(
   const { numHeads: hq, numKvHeads: hkv, headDim: d } = shape;
   const { y: n1, rstd: r1 } = be.rmsnorm(x, w.inputNorm, c.rmsNormEps);
   be.free(r1);
-  let q = linearOf(be, w, lora, "q", n1), k = linearOf(be, w, lora, "k", n1);
-  const v = linearOf(be, w, lora, "v", n1);
+  // q, k, v (and below gate, up) share their input: one grouped op (one launch in batch-1 decode).
+  const [q0, k0, v] = linearsOf(be, w, lora, ["q", "k", "v"], n1);
+  let q = q0, k = k0;
   be.free(n1);
   if (w.qNorm && w.kNorm) {
     const qn = headNorm(be, q, w.qNorm, hq, d, c.rmsNormEps), kn = headNorm(be, k, w.kNorm, hkv, d, c.rmsNormEps);
@@ -80,7 +87,7 @@ function cachedLayer(
   be.free(attnOut);
   const { y: n2, rstd: r2 } = be.rmsnorm(x2, w.postAttentionNorm, c.rmsNormEps);
   be.free(r2);
-  const g = linearOf(be, w, lora, "gate", n2), u = linearOf(be, w, lora, "up", n2);
+  const [g, u] = linearsOf(be, w, lora, ["gate", "up"], n2);
   be.free(n2);
   const h = be.swiglu(g, u);
   be.free(g); be.free(u);
@@ -91,24 +98,46 @@ function cachedLayer(
   return out;
 }
 
-/**
- * Runs one step and returns the logits of each sequence's last new token, f32 [B, vocab] on the host.
- * `segments(layer)` gives the cache storage the step's slots and block tables refer to.
- */
-export function cachedStepLogits(model: LlamaModel, be: DecodeBackend, segments: (layer: number) => readonly KvSegment[], step: CachedStep): Float32Array {
+/** The step's inputs on the device; the decode step graphs (lib/infer/step-graphs.ts) keep their own. */
+export function uploadStepTensors(be: DecodeBackend, step: CachedStep): StepTensors {
   const B = step.cuQueryLens.length - 1, T = step.ids.length;
   const lastRows = Int32Array.from({ length: B }, (_, b) => step.cuQueryLens[b + 1] - 1);
-  const up = (a: Int32Array, shape: number[]) => be.upload(a, shape, "i32", "activations");
-  const t: StepTensors = {
-    ids: up(step.ids, [T]), positions: up(step.positions, [T]), cu: up(step.cuQueryLens, [B + 1]), slots: up(step.slots, [T]),
-    lastRows: up(lastRows, [B]),
-    view: {
-      blockSize: step.blockSize,
-      blockTables: up(step.blockTables, [B, step.maxBlocks]),
-      contextLens: up(step.contextLens, [B]),
-      maxContextLen: Math.max(...step.contextLens),
-    },
+  const made: Tensor[] = [];
+  const up = (a: Int32Array, shape: number[]) => {
+    const t = be.upload(a, shape, "i32", "activations");
+    made.push(t);
+    return t;
   };
+  try {
+    return {
+      ids: up(step.ids, [T]), positions: up(step.positions, [T]), cu: up(step.cuQueryLens, [B + 1]), slots: up(step.slots, [T]),
+      lastRows: up(lastRows, [B]),
+      view: {
+        blockSize: step.blockSize,
+        blockTables: up(step.blockTables, [B, step.maxBlocks]),
+        contextLens: up(step.contextLens, [B]),
+        maxContextLen: Math.max(...step.contextLens),
+      },
+    };
+  } catch (e) {
+    for (const t of made) be.free(t);
+    throw e;
+  }
+}
+
+export function freeStepTensors(be: DecodeBackend, t: StepTensors): void {
+  for (const z of [t.ids, t.positions, t.cu, t.slots, t.lastRows, t.view.blockTables, t.view.contextLens]) be.free(z);
+}
+
+/**
+ * The logits of each sequence's last new token, f32 [B, vocab] on the device, from inputs already
+ * on the device. Issues only device work (no host reads), so a decode step can be recorded and
+ * replayed (DecodeBackend.recordStep); `step` gives the host-side shape (B, T, attention kind).
+ */
+export function stepLogitsTensor(
+  model: LlamaModel, be: DecodeBackend, segments: (layer: number) => readonly KvSegment[], step: CachedStep, t: StepTensors,
+): Tensor {
+  const B = step.cuQueryLens.length - 1, T = step.ids.length;
   try {
     let x = be.embedding(model.weights.embed, t.ids);
     for (let l = 0; l < model.config.numLayers; l++) {
@@ -122,11 +151,27 @@ export function cachedStepLogits(model: LlamaModel, be: DecodeBackend, segments:
     if (last !== x) be.free(x);
     const { y, rstd } = be.rmsnorm(last, model.weights.finalNorm, model.config.rmsNormEps);
     const logits = be.lmHeadLogits(y, model.weights.lmHead);
-    const out = be.download(logits);
-    for (const z of [last, y, rstd, logits]) be.free(z);
-    return out;
+    for (const z of [last, y, rstd]) be.free(z);
+    return logits;
   } finally {
-    for (const z of [t.ids, t.positions, t.cu, t.slots, t.lastRows, t.view.blockTables, t.view.contextLens]) be.free(z);
     be.releaseWorkspace();
+  }
+}
+
+/**
+ * Runs one step and returns the logits of each sequence's last new token, f32 [B, vocab] on the host.
+ * `segments(layer)` gives the cache storage the step's slots and block tables refer to.
+ */
+export function cachedStepLogits(model: LlamaModel, be: DecodeBackend, segments: (layer: number) => readonly KvSegment[], step: CachedStep): Float32Array {
+  const t = uploadStepTensors(be, step);
+  try {
+    const logits = stepLogitsTensor(model, be, segments, step, t);
+    try {
+      return be.download(logits);
+    } finally {
+      be.free(logits);
+    }
+  } finally {
+    freeStepTensors(be, t);
   }
 }

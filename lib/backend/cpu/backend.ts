@@ -4,7 +4,7 @@ import { MemoryAccounting } from "../../memory/accounting.js";
 import {
   elementCount, type AdamWHyper, type AttentionShape, type Backend, type DType, type FrozenLinear, type HostArray,
   type DecodeBackend, type KvBlockView, type KvSegment, type LoraAdapter, type LoraGrads, type MemoryCategory, type MemoryReport,
-  type PendingCopy, type Tensor,
+  type PendingCopy, type RecordedStep, type Tensor,
 } from "../types.js";
 import { adamw } from "./adamw.js";
 import { attention, attentionBackward } from "./attention.js";
@@ -182,8 +182,31 @@ export class CpuBackend implements DecodeBackend, CpuAlloc {
   kvCacheWrite(segments: readonly KvSegment[], blockSize: number, k: Tensor, v: Tensor, slots: Tensor): void {
     kvCacheWrite(segments, blockSize, k, v, slots);
   }
+  /** The spec: each linear on its own. */
+  linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[] {
+    return bases.map((b, i) => this.linear(x, b, loras[i] ?? null));
+  }
   pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor {
     return pagedAttention(this, q, segments, view, cuQueryLens, shape);
+  }
+  uploadInto(dst: Tensor, data: HostArray): void {
+    const c = asCpu(dst);
+    if (data.length !== c.data.length || c.data.constructor !== data.constructor) {
+      throw new Error(`tsloth: uploadInto [${c.shape}] ${c.dtype} needs ${c.data.length} elements of ${c.data.constructor.name}, found ${data.length} of ${data.constructor.name}`);
+    }
+    (c.data as Float32Array).set(data as Float32Array);
+  }
+  /** Replays here run the step again: the spec of what a recording does, never faster. */
+  readonly stepRecordingPays = false;
+  /** The spec of a recording: a replay runs body again on the inputs' current contents. */
+  recordStep(body: () => Tensor): { step: RecordedStep; output: Tensor } {
+    const output = body();
+    const replay = () => {
+      const r = body();
+      copyInto(output, r);
+      this.free(r);
+    };
+    return { output, step: { replay, free: () => {} } };
   }
   freeDeviceBytes(): number {
     const used = Object.entries(this.accounting.report().current).reduce((a, [c, b]) => (c === "offload_host" ? a : a + b), 0);

@@ -6,7 +6,8 @@ import koffi from "koffi";
 import {
   elementCount, MEMORY_CATEGORIES, type AdamWHyper, type AttentionShape, type DecodeBackend, type DType, type FrozenLinear,
   type KvBlockView, type KvSegment,
-  type HostArray, type LoraAdapter, type LoraGrads, type MemoryCategory, type MemoryReport, type PendingCopy, type Tensor,
+  type HostArray, type LoraAdapter, type LoraGrads, type MemoryCategory, type MemoryReport, type PendingCopy, type RecordedStep,
+  type Tensor,
 } from "../types.js";
 import { cudaAvailable } from "./available.js";
 import * as decode from "./decode-ops.js";
@@ -14,7 +15,8 @@ import { crossEntropyLmHead, crossEntropyLmHeadBackward, lmHeadLogits } from "./
 import { LinearOps } from "./linear.js";
 import { callAsync, check, lastErrorAnyThread, native, type Native } from "./native.js";
 import * as ops from "./ops.js";
-import { asCuda, CudaTensor } from "./tensor.js";
+import { recordStep } from "./step-graph.js";
+import { asCuda, CudaTensor, rowsOf } from "./tensor.js";
 import { CUDA_TRAITS } from "./traits.js";
 
 /** The host array type each dtype is uploaded from (Node's Buffer counts as a Uint8Array). */
@@ -55,16 +57,29 @@ export class CudaBackend implements DecodeBackend {
   }
 
   upload(data: HostArray, shape: readonly number[], dtype: DType, category: MemoryCategory): Tensor {
-    const n = elementCount(shape);
-    if (data.length !== n) throw new Error(`tsloth: upload of ${data.length} elements into shape [${shape}] (${n})`);
-    if (!(data instanceof HOST_ARRAY_TYPES[dtype])) {
-      throw new Error(`tsloth: upload of ${dtype} expects a ${HOST_ARRAY_TYPES[dtype].name}, found ${data.constructor.name}`);
-    }
     const t = this.alloc(shape, dtype, category);
-    if (category === "offload_host") new Uint8Array(this.hostView(t)).set(new Uint8Array(data.buffer, data.byteOffset, t.bytes));
-    else check(this.lib.upload(t.ptr, data, t.bytes), "tsl_upload");
+    try {
+      this.uploadInto(t, data);
+    } catch (e) {
+      this.free(t);
+      throw e;
+    }
     return t;
   }
+
+  uploadInto(dst: Tensor, data: HostArray): void {
+    const t = asCuda(dst);
+    if (data.length !== t.numel) throw new Error(`tsloth: upload of ${data.length} elements into shape [${t.shape}] (${t.numel})`);
+    if (!(data instanceof HOST_ARRAY_TYPES[t.dtype])) {
+      throw new Error(`tsloth: upload of ${t.dtype} expects a ${HOST_ARRAY_TYPES[t.dtype].name}, found ${data.constructor.name}`);
+    }
+    if (t.category === "offload_host") new Uint8Array(this.hostView(t)).set(new Uint8Array(data.buffer, data.byteOffset, t.bytes));
+    else check(this.lib.upload(t.ptr, data, t.bytes), "tsl_upload");
+  }
+
+  recordStep(body: () => Tensor): { step: RecordedStep; output: Tensor } | null { return recordStep(this, body); }
+  /** A CUDA graph replay costs one launch instead of a few hundred. */
+  readonly stepRecordingPays = true;
 
   download(t: Tensor): Float32Array {
     const c = asCuda(t);
@@ -216,6 +231,11 @@ export class CudaBackend implements DecodeBackend {
   }
   kvCacheWrite(segments: readonly KvSegment[], blockSize: number, k: Tensor, v: Tensor, slots: Tensor): void {
     decode.kvCacheWrite(this, segments, blockSize, k, v, slots);
+  }
+  /** Batch-1 NF4 weights that can share one launch take tsl_nf4_gemv_group; others run one by one. */
+  linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[] {
+    if (decode.gemvGroupApplies(bases, rowsOf(x))) return decode.nf4GemvGroup(this, x, bases, loras);
+    return bases.map((b, i) => this.linear(x, b, loras[i] ?? null));
   }
   pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor {
     return decode.pagedAttention(this, q, segments, view, cuQueryLens, shape);

@@ -60,6 +60,11 @@ const SIGNATURES = {
   copyH2dAsync: "int32_t tsl_copy_h2d_async(void *dst, const void *src, uint64_t bytes, uint64_t *event)",
   eventSync: "int32_t tsl_event_sync(uint64_t event)",
   eventDestroy: "int32_t tsl_event_destroy(uint64_t event)",
+  graphCaptureBegin: "int32_t tsl_graph_capture_begin(void)",
+  graphCaptureEnd: "int32_t tsl_graph_capture_end(uint64_t *graph)",
+  graphCaptureAbort: "int32_t tsl_graph_capture_abort(void)",
+  graphLaunch: "int32_t tsl_graph_launch(uint64_t graph)",
+  graphDestroy: "int32_t tsl_graph_destroy(uint64_t graph)",
   cast: "int32_t tsl_cast(const void *src, int32_t srcDtype, void *dst, int32_t dstDtype, uint64_t n)",
   add: "int32_t tsl_add(const void *a, const void *b, void *dst, int32_t dtype, uint64_t n)",
   axpy: "int32_t tsl_axpy(void *dst, int32_t dstDtype, const void *src, int32_t srcDtype, float alpha, uint64_t n)",
@@ -94,6 +99,10 @@ const SIGNATURES = {
     "int32_t tsl_paged_attention(const void *q, const uint64_t *kSegs, const uint64_t *vSegs, const int32_t *segBlocks, int32_t nSegs, int32_t blockSize, const void *tables, int32_t maxBlocks, const void *cuQ, const void *contextLens, int32_t B, int64_t T, int32_t maxContextLen, int32_t Hq, int32_t Hkv, int32_t D, float scale, void *o)",
   nf4Gemv:
     "int32_t tsl_nf4_gemv(const void *packed, int64_t outF, int64_t inF, int32_t blocksize, const void *absmaxF32, const void *absmaxQ, const void *nestedAbsmax, const void *nestedCode, int32_t nestedBlocksize, float nestedOffset, const void *x, const void *bias, int32_t biasDtype, const void *a, const void *b, float scale, int32_t r, void *y)",
+  nf4GemvGroup:
+    "int32_t tsl_nf4_gemv_group(int32_t count, const uint64_t *packed, const int64_t *outF, int64_t inF, int32_t blocksize, const uint64_t *absmaxF32, const uint64_t *absmaxQ, const uint64_t *nestedAbsmax, const uint64_t *nestedCode, const int32_t *nestedBlocksize, const float *nestedOffset, const void *x, const uint64_t *bias, int32_t biasDtype, const uint64_t *a, const uint64_t *b, const float *scale, const int32_t *r, const uint64_t *y)",
+  nf4GemmSmall:
+    "int32_t tsl_nf4_gemm_small(const void *packed, int64_t outF, int64_t inF, int32_t blocksize, const void *absmaxF32, const void *absmaxQ, const void *nestedAbsmax, const void *nestedCode, int32_t nestedBlocksize, float nestedOffset, const void *x, int64_t T, const void *bias, int32_t biasDtype, const void *a, const void *b, float scale, int32_t r, void *y)",
   deviceInfo: "int32_t tsl_get_device_info(void *out)",
 } as const;
 
