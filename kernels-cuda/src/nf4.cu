@@ -1,6 +1,18 @@
 // NF4 dequantization in the bitsandbytes layout (QLoRA, Dettmers et al. 2023). Memory-bound: each
 // value reads half a byte and writes two, so the target is copy bandwidth. The 16 code values sit
 // in shared memory because a divergent __constant__ lookup would serialize across the warp.
+//
+// Two kernels:
+//  - nf4_dequant_bf16x8: bf16 out, blocksize a multiple of 8, aligned pointers (every real weight).
+//  - nf4_dequant_generic: any dtype or blocksize, unaligned pointers, and the tail past the last chunk.
+// MEASURED (kernels-cuda/dev/nf4_bench.cu, 14336x4096, double-quantized absmax, blocksize 64, 40
+// back-to-back launches on inputs that are not in L2; bench/NOTES.md has the table), NVIDIA H100 80GB
+// HBM3, three runs: 0.0530-0.0532 ms = 92.3-92.6% of a 1 GiB memcpy's rate (3.01 TB/s) and 100.5% of a
+// kernel that moves the same bytes with no decode (read 29 MB, write 117 MB: 91.8-92.1% of memcpy;
+// write-only reaches 103%, so mixing reads into the write stream, plus ~3 points of per-launch ramp and
+// tail, is what is left). One launch between two events reads 85-87% (launch latency in the number).
+// Slower there: a persistent grid with next-tile prefetch (84-86%), Hopper bulk async stores from
+// shared memory (88%), a tile's scales shuffled from one load per lane (91%).
 #include "common.cuh"
 #include "nf4_code.cuh"
 
@@ -20,13 +32,28 @@ __device__ __forceinline__ uint4 decode8(uint32_t word, float scale, const float
 // kChunks chunks of 8 values per thread; chunk j of a warp's span is j·32 + lane, so every 4-byte
 // load and 16-byte store instruction covers contiguous memory across the warp (128 / 512 bytes),
 // all loads are issued before the first decode, and the output is stored evict-first (it is read
-// once, by the GEMM that follows, and would otherwise push useful lines out of L2). Measured on an
-// H200 (kernels-cuda/dev/nf4_bench.cu): 82% of copy bandwidth, against 69% for the previous kernel
-// (16 values per thread, 8-byte load, two 16-byte stores 32 bytes apart across the warp).
+// once, by the GEMM that follows, and would otherwise push useful lines out of L2). With power-of-two
+// blocksize and nested blocksize (kShift) the chunk -> absmax block -> nested block indices are
+// shifts; otherwise two 64-bit divisions per chunk, which roughly double the instruction count.
 constexpr int kChunks = 4;
 
-__global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t chunks, int blocksize, Nf4Absmax absmax,
-                                   uint4* __restrict__ out) {
+struct Shifts {
+  int lbs;   // log2(blocksize)
+  int lnbs;  // log2(nested blocksize)
+};
+
+template <bool kShift>
+__device__ __forceinline__ float chunk_scale(const Nf4Absmax& am, uint64_t c, int blocksize, Shifts sh) {
+  if (!kShift) return am((int64_t)((c * 8) / blocksize));
+  const int64_t b = (int64_t)((c * 8) >> sh.lbs);
+  if (!am.q) return __ldg(am.f32 + b);
+  // Nf4Absmax's expression (one FFMA), so every path writes the same bits.
+  return __ldg(am.nested_code + __ldg(am.q + b)) * __ldg(am.nested_absmax + (b >> sh.lnbs)) + am.nested_offset;
+}
+
+template <bool kShift>
+__global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t chunks, int blocksize, Shifts sh,
+                                   Nf4Absmax absmax, uint4* __restrict__ out) {
   __shared__ float code[16];
   if (threadIdx.x < 16) code[threadIdx.x] = kNf4Code[threadIdx.x];
   __syncthreads();
@@ -42,7 +69,7 @@ __global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t
 #pragma unroll
   for (int j = 0; j < kChunks; j++) {
     const uint64_t c = base + j * 32;
-    scales[j] = c < chunks ? absmax((c * 8) / blocksize) : 0.f;
+    scales[j] = c < chunks ? chunk_scale<kShift>(absmax, c, blocksize, sh) : 0.f;
   }
 #pragma unroll
   for (int j = 0; j < kChunks; j++) {
@@ -51,7 +78,7 @@ __global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t
   }
 }
 
-// Any blocksize, any output dtype, or the tail past the last full 16-value group.
+// Any blocksize, any output dtype, or the tail past the last full 8-value chunk.
 __global__ void nf4_dequant_generic(const uint8_t* __restrict__ packed, uint64_t begin, uint64_t n, int blocksize,
                                     Nf4Absmax absmax, void* out, int out_dtype) {
   for (uint64_t i = begin + blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n; i += (uint64_t)gridDim.x * blockDim.x) {
@@ -59,6 +86,13 @@ __global__ void nf4_dequant_generic(const uint8_t* __restrict__ packed, uint64_t
     int idx = (i & 1) ? (byte & 15) : (byte >> 4);
     store_from_float(out, out_dtype, i, kNf4Code[idx] * absmax(i / blocksize));
   }
+}
+
+int log2_exact(int64_t x) {  // -1 unless x is a power of two
+  if (x <= 0 || (x & (x - 1))) return -1;
+  int l = 0;
+  while ((1ll << l) < x) l++;
+  return l;
 }
 
 }  // namespace
@@ -86,8 +120,14 @@ extern "C" tsl_status tsl_nf4_dequantize(const uint8_t* d_packed, uint64_t n, in
     if (chunks) {
       const unsigned threads = 256;
       const uint64_t per_block = (uint64_t)threads * kChunks;
-      nf4_dequant_bf16x8<<<(unsigned)((chunks + per_block - 1) / per_block), threads, 0, compute_stream()>>>(
-          reinterpret_cast<const uint32_t*>(d_packed), chunks, blocksize, am, reinterpret_cast<uint4*>(d_out));
+      const unsigned grid = (unsigned)((chunks + per_block - 1) / per_block);
+      const Shifts sh{log2_exact(blocksize), log2_exact(nested_blocksize)};
+      const uint32_t* words = reinterpret_cast<const uint32_t*>(d_packed);
+      uint4* out = reinterpret_cast<uint4*>(d_out);
+      if (sh.lbs >= 0 && (sh.lnbs >= 0 || !d_absmax_q))
+        nf4_dequant_bf16x8<true><<<grid, threads, 0, compute_stream()>>>(words, chunks, blocksize, sh, am, out);
+      else
+        nf4_dequant_bf16x8<false><<<grid, threads, 0, compute_stream()>>>(words, chunks, blocksize, sh, am, out);
       TSL_CHECK_LAUNCH(op);
     }
     done = chunks * 8;

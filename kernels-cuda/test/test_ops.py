@@ -45,8 +45,18 @@ def nf4_reference(qs, n, blocksize, double_quant):
     return code[qs["idx"].long()] * am[torch.arange(n, device="cuda") // blocksize]
 
 
+def nf4_call(qs, n, blocksize, nested_blocksize, dq, out, dt):
+    call("tsl_nf4_dequantize", ptr(qs["packed"]), u64(n), ctypes.c_int32(blocksize),
+         ptr(None if dq else qs["absmax"]), ptr(qs["q"] if dq else None),
+         ptr(qs["nested_absmax"] if dq else None), ptr(qs["code8"] if dq else None), ctypes.c_int32(nested_blocksize),
+         f32(qs["offset"]), ptr(out), ctypes.c_int32(dt))
+
+
 def check_nf4(rep):
-    for shape in [(1024, 4096), (77, 98), (129, 200)]:  # (77, 98): a tail past the last 8-value chunk; (129, 200): a partial warp span
+    # (77, 98): a tail past the last 8-value chunk; (129, 200): a partial warp span; (4099, 2050): several
+    # waves of blocks and a partial last absmax block, ending in a 6-value tail; (5, 40): less than one
+    # warp's span; (3, 6): two chunks and a 2-value tail.
+    for shape in [(1024, 4096), (77, 98), (129, 200), (4099, 2050), (5, 40), (3, 6)]:
         w = torch.randn(shape, device="cuda") * 0.02
         n = w.numel()
         qs = nf4_quantize(w)
@@ -54,11 +64,24 @@ def check_nf4(rep):
             ref = nf4_reference(qs, n, 64, dq)
             for dt, tol in ((BF16, 5e-3), (F32, 1e-6)):
                 out = poison((n,), torch.bfloat16 if dt == BF16 else torch.float32)
-                call("tsl_nf4_dequantize", ptr(qs["packed"]), u64(n), ctypes.c_int32(64),
-                     ptr(None if dq else qs["absmax"]), ptr(qs["q"] if dq else None),
-                     ptr(qs["nested_absmax"] if dq else None), ptr(qs["code8"] if dq else None), ctypes.c_int32(256),
-                     f32(qs["offset"]), ptr(out), ctypes.c_int32(dt))
+                nf4_call(qs, n, 64, 256, dq, out, dt)
                 rep.check(f"nf4 {shape} double_quant={dq} out={'bf16' if dt == BF16 else 'f32'}", out, ref, tol)
+    # Other blocksizes: powers of two (16 .. 2048, f32 or double-quantized absmax) index absmax blocks by
+    # shifts; 96, or a nested blocksize of 100, by division.
+    w = torch.randn(129, 200, device="cuda") * 0.02
+    n = w.numel()
+    for bs, nbs, dq in [(32, 256, True), (32, 256, False), (128, 256, True), (256, 256, True), (2048, 256, True),
+                        (2048, 256, False), (16, 256, True), (96, 256, True), (64, 100, True)]:
+        qs = nf4_quantize(w, blocksize=bs, nested_blocksize=nbs)
+        out = poison((n,), torch.bfloat16)
+        nf4_call(qs, n, bs, nbs, dq, out, BF16)
+        rep.check(f"nf4 (129, 200) blocksize={bs} nested={nbs} double_quant={dq} out=bf16", out,
+                  nf4_reference(qs, n, bs, dq), 5e-3)
+    # An output that is not 16-byte aligned takes the element-wise kernel.
+    qs = nf4_quantize(w)
+    buf = poison((n + 1,), torch.bfloat16)
+    nf4_call(qs, n, 64, 256, True, buf[1:], BF16)
+    rep.check("nf4 (129, 200) output 2 bytes past 16-byte alignment", buf[1:], nf4_reference(qs, n, 64, True), 5e-3)
 
 
 def check_elementwise(rep):
