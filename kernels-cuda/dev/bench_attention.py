@@ -1,9 +1,12 @@
 """Attention forward/backward timings alone (Llama-3.1-8B heads: 32 q, 8 kv, D 128; 4 x 2048 packed and
 1 x 8192), beside PyTorch's SDPA and the FLOP floor at the matmul rate measured here. The backward is
-timed four ways in the same run (TSLOTH_ATTENTION_BWD): split (dQ pass + key-block pass, deterministic)
-and the single-pass one with atomic dQ (fused, the default: block width picked by occupancy; fused64 and
-fused128: 64- and 128-key blocks). A last shape, Llama-3.2-1B heads (32 q, 8 kv, D 64) at 1 x 8192,
-shows the head dim where the two widths differ in occupancy. Run once per library build to compare
+timed five ways in the same run (TSLOTH_ATTENTION_BWD): split (dQ pass + key-block pass, deterministic),
+the 16-keys-per-warp single pass with atomic dQ (fused: block width picked by occupancy; fused64 and
+fused128: 64- and 128-key blocks) and the 64-query-tile single pass (q64, the default where the shared
+memory allows). A last shape, Llama-3.2-1B heads (32 q, 8 kv, D 64) at 1 x 8192,
+shows the head dim where the two widths differ in occupancy. The forward is timed per
+TSLOTH_ATTENTION_FWD in the same run: rows32 (32 query rows per warp, the default), rows32w2 (the
+same in blocks of 2 warps) and rows16 (16 rows per warp). Run once per library build to compare
 versions on the same card in one device call:
    TSLOTH_CUDA_LIB=path/to/libtsloth_cuda.so python3 kernels-cuda/dev/bench_attention.py [label]
    python3 kernels-cuda/dev/bench_attention.py --once   (one fwd + bwd at 4 x 2048, for ncu)
@@ -19,7 +22,8 @@ from bench_ops import L, bench  # noqa: E402
 from common import f32, i64, lib, ptr, u64  # noqa: E402
 
 
-BWD_MODES = ("split", "fused", "fused64", "fused128")  # TSLOTH_ATTENTION_BWD values; fused = the default
+BWD_MODES = ("split", "fused", "fused64", "fused128", "q64")  # TSLOTH_ATTENTION_BWD values; q64 = the default
+FWD_MODES = ("rows32", "rows32w2", "rows16")  # TSLOTH_ATTENTION_FWD values; rows32 = the default
 
 
 def rel(a, b):
@@ -72,7 +76,14 @@ def main():
         outs = {}
         fargs = (ptr(q), ptr(k), ptr(v), ptr(cu), B, n, i64(Tn), Hq, Hkv, D, f32(D ** -0.5), ptr(o), ptr(lse))
         flops = sum(2 * m * m * D * Hq for m in lens)
-        t_f = bench(lambda: L("tsl_attention_fwd", *fargs), reps=10)
+        t_fwd, o_fwd = {}, {}
+        for fwd_mode in FWD_MODES:
+            os.environ["TSLOTH_ATTENTION_FWD"] = fwd_mode
+            o.fill_(float("nan"))
+            t_fwd[fwd_mode] = bench(lambda: L("tsl_attention_fwd", *fargs), reps=10)
+            o_fwd[fwd_mode] = o.clone()
+        os.environ.pop("TSLOTH_ATTENTION_FWD", None)
+        L("tsl_attention_fwd", *fargs)  # the default's o and lse feed the backward
         dq, dk, dv = (torch.full_like(q, float("nan")), torch.full_like(k, float("nan")), torch.full_like(v, float("nan")))
         bargs = (ptr(do), ptr(q), ptr(k), ptr(v), ptr(o), ptr(lse), ptr(cu), B, n, i64(Tn), Hq, Hkv, D, f32(D ** -0.5),
                  ptr(dq), ptr(dk), ptr(dv))
@@ -91,11 +102,13 @@ def main():
         go = do.view(B, n, Hq, D).transpose(1, 2)
         tt_b = bench(lambda: torch.autograd.grad(ref, (qt, kt, vt), go, retain_graph=True), reps=10)
         shape = f"{B}x{n}" + ("" if D == 128 else f"/D{D}")
-        err_o = rel(o, ref.transpose(1, 2).reshape(Tn, -1))
-        lines.append(f"{label:<10} fwd {shape:<10} {t_f * 1e3:8.3f} ms  floor {flops / mm_rate * 1e3:6.3f}  "
-                     f"{100 * flops / mm_rate / t_f:5.1f}%  sdpa {tt_f * 1e3:7.3f}  ratio {t_f / tt_f:5.2f}  err o {err_o:.1e}")
-        if not err_o < 2e-2:
-            lines.append(f"{label:<10} fwd {shape}: WRONG RESULT vs SDPA (relative error {err_o})")
+        for fwd_mode in FWD_MODES:
+            t_f = t_fwd[fwd_mode]
+            err_o = rel(o_fwd[fwd_mode], ref.transpose(1, 2).reshape(Tn, -1))
+            lines.append(f"{label:<10} fwd {fwd_mode:<10} {shape:<10} {t_f * 1e3:8.3f} ms  floor {flops / mm_rate * 1e3:6.3f}  "
+                         f"{100 * flops / mm_rate / t_f:5.1f}%  sdpa {tt_f * 1e3:7.3f}  ratio {t_f / tt_f:5.2f}  err o {err_o:.1e}")
+            if not err_o < 2e-2:
+                lines.append(f"{label:<10} fwd {fwd_mode} {shape}: WRONG RESULT vs SDPA (relative error {err_o})")
         for bwd_mode in BWD_MODES:
             t_b = t_bwd[bwd_mode]
             err = [rel(x, g.transpose(1, 2).reshape(Tn, -1)) for x, g in zip(outs[bwd_mode], got)]

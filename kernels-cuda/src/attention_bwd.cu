@@ -219,8 +219,9 @@ extern "C" tsl_status tsl_attention_bwd(const void* d_do, const void* d_q, const
   TSL_CHECK_LAUNCH(op);
   const float* dl = (const float*)delta.p;
   // Head dims 64 and 128 run on mma.sync register tiles: the single-pass backward with atomic dQ
-  // (attention_bwd_fused.cu), or with TSLOTH_ATTENTION_BWD=split the two-pass one
-  // (attention_bwd_mma.cu). TSLOTH_ATTENTION=wmma or simple selects the WMMA (attention_bwd_tc.cu)
+  // (attention_bwd_q64.cu where its shared memory fits, else attention_bwd_fused.cu; the dispatch and
+  // TSLOTH_ATTENTION_BWD's values are in attention_bwd_fused), or with TSLOTH_ATTENTION_BWD=split the
+  // two-pass one (attention_bwd_mma.cu). TSLOTH_ATTENTION=wmma or simple selects the WMMA (attention_bwd_tc.cu)
   // or this file's CUDA-core kernels instead, for any head dim.
   const char* force = getenv("TSLOTH_ATTENTION");
   const bool simple = force && strcmp(force, "simple") == 0, wmma = force && strcmp(force, "wmma") == 0;

@@ -7,9 +7,10 @@
 //   dQ[q, :] = Σ_k dS[q,k]·K[k,:] over all its keys (warp w: 16 queries × D / (kWarps/2) columns,
 //   dS read back through ldmatrix.trans) and adds it to an fp32 accumulator [T, Hq, D] with
 //   red.global.add.v4.f32 on sm_90 (scalar atomicAdd elsewhere). A last kernel writes dQ = scale · acc.
-// The default for head dims 64 and 128: 128-key blocks (8 warps) where the device grants their shared
-// memory (D 128 needs 113 KB, more than sm_86/sm_89's 99 KB) and they keep as many warps resident as
-// 64-key blocks (4 warps) do, else 64-key blocks. fp32 atomics make dQ's summation order vary from
+// Runs where attention_bwd_q64.cu's 64-query-tile kernel (the default, 30% faster on an H100) does
+// not fit the device's shared memory, and with TSLOTH_ATTENTION_BWD=fused: 128-key blocks (8 warps)
+// where the device grants their shared memory (D 128 needs 113 KB, more than sm_86/sm_89's 99 KB)
+// and they keep as many warps resident as 64-key blocks (4 warps) do, else 64-key blocks. fp32 atomics make dQ's summation order vary from
 // run to run (last-bit differences); TSLOTH_ATTENTION_BWD=split gives the deterministic two-pass dQ.
 //
 // Predicted before measuring: bwd 1 × 8192 (Llama-3.1-8B heads) 6–7 ms on an H200 against the two-pass
@@ -23,6 +24,11 @@
 #include "attention_bwd_tiles.cuh"
 
 namespace tsl {
+
+tsl_status attention_bwd_q64(const void* dO, const void* q, const void* k, const void* v, const float* lse, const float* delta,
+                             const int32_t* cu, int seqs, int max_len, int64_t T, int Hq, int Hkv, int D, float scale, void* dq,
+                             void* dk, void* dv, bool* handled);
+
 namespace {
 
 
@@ -30,19 +36,6 @@ namespace {
 template <int D, int kWarps, bool kDq>
 constexpr size_t fused_smem() {
   return (size_t)(2 * 16 * kWarps + 4 * kTile) * kRow<D> * 2 + (kDq ? (size_t)16 * kWarps * kLdS * 2 : 0) + 4 * kTile * 4;
-}
-
-
-// Adds four consecutive floats (16-byte aligned) in one L2 reduction where sm_90 has the vector form.
-__device__ __forceinline__ void red_add4(float* p, float a, float b, float c, float d) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
-#else
-  atomicAdd(p, a);
-  atomicAdd(p + 1, b);
-  atomicAdd(p + 2, c);
-  atomicAdd(p + 3, d);
-#endif
 }
 
 
@@ -227,27 +220,35 @@ tsl_status pick_wide(Width want, bool* wide) {
 
 }  // namespace
 
-// The default backward for head dims 64 and 128 (sets *handled): the single-pass kernel, block width
-// chosen by pick_wide; TSLOTH_ATTENTION_BWD=fused64 or fused128 forces a width (128 only where the
-// shared memory allows), TSLOTH_ATTENTION_BWD=split leaves *handled false so the caller runs the
-// two-pass backward (deterministic dQ). Other head dims leave *handled false too.
+// The single-pass backward for head dims 64 and 128 (sets *handled). By default the 64-query-tile
+// kernel of attention_bwd_q64.cu where the device grants its shared memory, else this file's kernel
+// with the block width chosen by pick_wide. TSLOTH_ATTENTION_BWD: q64 (the same default, named),
+// fused (this file's kernel, width by pick_wide), fused64 or fused128 (a forced width; 128 only where
+// the shared memory allows), split (leaves *handled false: the caller runs the two-pass backward,
+// deterministic dQ). Other head dims leave *handled false too.
 tsl_status attention_bwd_fused(const void* dO, const void* q, const void* k, const void* v, const float* lse,
                                const float* delta, const int32_t* cu, int seqs, int max_len, int64_t T, int Hq, int Hkv, int D,
                                float scale, void* dq, void* dk, void* dv, bool* handled) {
   const char* op = "tsl_attention_bwd";
   *handled = false;
   const char* mode = getenv("TSLOTH_ATTENTION_BWD");
+  const bool automatic = !mode || !*mode || strcmp(mode, "q64") == 0;
   Width want = Width::kAuto;
-  if (mode && strcmp(mode, "fused64") == 0)
+  if (automatic || strcmp(mode, "fused") == 0)
+    want = Width::kAuto;
+  else if (strcmp(mode, "fused64") == 0)
     want = Width::k64;
-  else if (mode && strcmp(mode, "fused128") == 0)
+  else if (strcmp(mode, "fused128") == 0)
     want = Width::k128;
-  else if (mode && strcmp(mode, "split") == 0)
+  else if (strcmp(mode, "split") == 0)
     return TSL_OK;
   else
-    TSL_REQUIRE(op, !mode || !*mode || strcmp(mode, "fused") == 0,
-                "TSLOTH_ATTENTION_BWD must be fused, fused64, fused128 or split, got \"%s\"", mode);
+    TSL_REQUIRE(op, false, "TSLOTH_ATTENTION_BWD must be q64, fused, fused64, fused128 or split, got \"%s\"", mode);
   if (D != 64 && D != 128) return TSL_OK;
+  if (automatic) {
+    TSL_TRY(attention_bwd_q64(dO, q, k, v, lse, delta, cu, seqs, max_len, T, Hq, Hkv, D, scale, dq, dk, dv, handled));
+    if (*handled) return TSL_OK;
+  }
   *handled = true;
   bool wide = false;
   if (D == 64) {
@@ -256,6 +257,14 @@ tsl_status attention_bwd_fused(const void* dO, const void* q, const void* k, con
   }
   TSL_TRY(pick_wide<128>(want, &wide));
   return run<128>(dO, q, k, v, lse, delta, cu, seqs, max_len, T, Hq, Hkv, scale, dq, dk, dv, wide);
+}
+
+// dq = bf16(scale · acc) for the single-pass backwards' fp32 accumulator (n elements, a multiple of 4).
+tsl_status attention_dq_finish(const float* acc, uint64_t n, float scale, void* dq) {
+  dq_finish_kernel<<<blocks_for(n / 4, 256), 256, 0, compute_stream()>>>(reinterpret_cast<const float4*>(acc), n / 4, scale,
+                                                                        static_cast<__nv_bfloat162*>(dq));
+  TSL_CHECK_LAUNCH("tsl_attention_bwd");
+  return TSL_OK;
 }
 
 // dK and dV alone (64-key blocks), for the two-pass backward of attention_bwd_mma.cu.

@@ -1,6 +1,7 @@
 // The two-pass attention backward on mma.sync m16n8k16 register tiles (FlashAttention-2, Dao 2023)
-// for head dims 64 and 128, chosen with TSLOTH_ATTENTION_BWD=split (the default is the single pass of
-// attention_bwd_fused.cu). No atomics, so dQ is bit-for-bit repeatable:
+// for head dims 64 and 128, chosen with TSLOTH_ATTENTION_BWD=split (the default is a single pass:
+// attention_bwd_q64.cu, or attention_bwd_fused.cu where that does not fit). No atomics, so dQ is
+// bit-for-bit repeatable:
 //   dQ:    each warp owns 16 query rows (Q and dO fragments in registers) and streams 32-key tiles:
 //          S = Q·Kᵀ, dP = dO·Vᵀ, dS = P ⊙ (dP − Δ) in registers, dQ += dS·K (this file).
 //   dK/dV: attention_bwd_fused.cu's key-block pass without its dQ step.

@@ -3,7 +3,7 @@
 // key/value tiles through shared memory with an online softmax, so no T×T matrix ever exists. Four
 // threads share a query row (scores for every 4th key, every 4th output column), keeping the
 // per-thread state at D/4 + BK/4 floats. This is the plain tiled version on CUDA cores, kept for head
-// dims without a tensor-core kernel (attention_fwd_mma.cu) and as their reference
+// dims without a tensor-core kernel (attention_fwd_mma32.cu, attention_fwd_mma.cu) and as their reference
 // (TSLOTH_ATTENTION=simple selects it for every head dim).
 #include <math.h>
 #include <stdlib.h>
@@ -17,6 +17,9 @@ tsl_status attention_fwd_tensor_cores(const void* q, const void* k, const void* 
                                       int64_t T, int Hq, int Hkv, int D, float scale, void* o, float* lse, bool* handled);
 tsl_status attention_fwd_mma(const void* q, const void* k, const void* v, const int32_t* cu, int seqs, int max_len,
                              int64_t T, int Hq, int Hkv, int D, float scale, void* o, float* lse, bool* handled);
+tsl_status attention_fwd_mma32(const char* mode, const void* q, const void* k, const void* v, const int32_t* cu, int seqs,
+                               int max_len, int64_t T, int Hq, int Hkv, int D, float scale, void* o, float* lse,
+                               bool* handled);
 
 namespace {
 
@@ -123,18 +126,26 @@ extern "C" tsl_status tsl_attention_fwd(const void* d_q, const void* d_k, const 
   TSL_REQUIRE(op, num_seqs >= 0 && num_seqs <= 65535 && max_seqlen >= 0, "bad sequence count %d / max length %d", num_seqs, max_seqlen);
   TSL_REQUIRE(op, attn::aligned16(d_q) && attn::aligned16(d_k) && attn::aligned16(d_v), "q, k, v must be 16-byte aligned");
   if (T == 0 || num_seqs == 0 || max_seqlen == 0) return TSL_OK;
-  // Kernel choice: mma.sync with register tiles (attention_fwd_mma.cu) for head dims 64 and 128,
-  // else this file's CUDA-core kernel. TSLOTH_ATTENTION=wmma|simple selects the older versions
-  // (kept as references and for A/B timing in kernels-cuda/dev/bench_ops.py).
+  // Kernel choice: mma.sync with 32 query rows per warp (attention_fwd_mma32.cu) for head dims 64
+  // and 128, then mma.sync with 16 rows per warp (attention_fwd_mma.cu) where that one does not apply
+  // (less than 104 KB of shared memory per block, as on sm_86/sm_89 at D 128) or where
+  // TSLOTH_ATTENTION_FWD=rows16 asks for it (rows32w2: the 32-row kernel in 2-warp blocks; both for
+  // timing in kernels-cuda/dev/bench_attention.py), else this file's CUDA-core kernel.
+  // TSLOTH_ATTENTION=wmma|simple selects the older versions (kept as references).
   const char* force = getenv("TSLOTH_ATTENTION");
   const bool simple = force && strcmp(force, "simple") == 0, wmma = force && strcmp(force, "wmma") == 0;
   if (!simple) {
     bool handled = false;
-    tsl_status st = wmma ? attention_fwd_tensor_cores(d_q, d_k, d_v, d_cu_seqlens, num_seqs, max_seqlen, T, Hq, Hkv, D, scale,
-                                                      d_o, d_lse, &handled)
-                         : attention_fwd_mma(d_q, d_k, d_v, d_cu_seqlens, num_seqs, max_seqlen, T, Hq, Hkv, D, scale, d_o,
-                                             d_lse, &handled);
-    if (handled) return st;
+    tsl_status st = TSL_OK;
+    if (wmma)
+      st = attention_fwd_tensor_cores(d_q, d_k, d_v, d_cu_seqlens, num_seqs, max_seqlen, T, Hq, Hkv, D, scale, d_o, d_lse,
+                                      &handled);
+    else
+      st = attention_fwd_mma32(getenv("TSLOTH_ATTENTION_FWD"), d_q, d_k, d_v, d_cu_seqlens, num_seqs, max_seqlen, T, Hq,
+                               Hkv, D, scale, d_o, d_lse, &handled);
+    if (!wmma && !handled && st == TSL_OK)
+      st = attention_fwd_mma(d_q, d_k, d_v, d_cu_seqlens, num_seqs, max_seqlen, T, Hq, Hkv, D, scale, d_o, d_lse, &handled);
+    if (handled || st != TSL_OK) return st;
   }
   switch (D) {
     case 16: return launch<16, 64, 64>(d_q, d_k, d_v, d_cu_seqlens, num_seqs, max_seqlen, T, Hq, Hkv, scale, d_o, d_lse);
