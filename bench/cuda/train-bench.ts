@@ -5,12 +5,15 @@
 // values do not change the work), which skips quantizing billions of host values.
 //   node dist/bench/cuda/train-bench.js --shape 1B --batch 4 --seq 2048 [--steps 5] [--warmup 1] [--checkpoint unsloth|true|off]
 // (--warmup 0 for the longest-sequence search, where one step takes minutes and the first is the test.)
+// With `unsloth`, attention outputs are kept in host RAM as the trainer keeps them (TSLOTH_KEEP_ATTENTION=0|1 overrides).
 // (TSLOTH_BENCH_CPU=1 with --shape tiny runs the same script on the CPU backend, as a smoke test;
 // TSLOTH_CUDA_PROFILE=1 adds a line with the time per library call.)
 import { CpuBackend } from "../../lib/backend/cpu/backend.js";
 import { CudaBackend } from "../../lib/backend/cuda/index.js";
 import { opProfile, opProfileEnabled, resetOpProfile } from "../../lib/backend/cuda/op-profile.js";
-import type { CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
+import { DTYPE_BYTES } from "../../lib/backend/types.js";
+import { hostMemory } from "../../lib/memory/host-memory.js";
+import { keepAttentionFits, type CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
 import { createTrainingState } from "../../lib/train/trainer.js";
 import { randomLlama4bit, shapeConfig } from "../random-llama.js";
 import { medianStepSeconds, randomBatch } from "./train-step.js";
@@ -27,13 +30,15 @@ async function main(): Promise<void> {
   const state = createTrainingState(model, 0);
   const loadS = (Date.now() - t0) / 1000;
   const packed = randomBatch(config, batch, seq);
+  // The trainer's rule: attention outputs kept in host RAM when they fit (TSLOTH_KEEP_ATTENTION overrides).
+  const keepAttention = policy === "unsloth" && keepAttentionFits(config, batch * seq, DTYPE_BYTES[be.computeDtype], hostMemory().availableBytes);
   const median = await medianStepSeconds(be, model, state, packed, policy, warmup, steps, () => {
     be.resetPeak();
     resetOpProfile();
-  });
+  }, { keepAttention });
   const mem = be.memory();
   console.log(JSON.stringify({
-    impl: `tsloth-${be.name}`, shape: shapeName, batch, seq, checkpoint: policy, rank: 16, steps, warmup,
+    impl: `tsloth-${be.name}`, shape: shapeName, batch, seq, checkpoint: policy, keep_attention: keepAttention, rank: 16, steps, warmup,
     step_s: +median.toFixed(4), tokens_per_s: Math.round((batch * seq) / median),
     peak_gib: +(mem.peakDeviceTotal / 2 ** 30).toFixed(2),
     peak_by_category_gib: Object.fromEntries(Object.entries(mem.peak).map(([k, v]) => [k, +(v / 2 ** 30).toFixed(2)])),

@@ -4,7 +4,7 @@ import type { Backend } from "../../lib/backend/types.js";
 import type { ModelConfig } from "../../lib/formats/hf-config.js";
 import { packSamples, type PackedBatch } from "../../lib/model/batch.js";
 import type { CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
-import type { LlamaModel } from "../../lib/model/llama.js";
+import type { LlamaModel, StepOptions } from "../../lib/model/llama.js";
 import type { TrainingState } from "../../lib/train/trainer.js";
 import { randomValues } from "../random-llama.js";
 
@@ -19,11 +19,11 @@ export function randomBatch(config: ModelConfig, batch: number, seq: number): Pa
  */
 export async function medianStepSeconds(
   be: Backend, model: LlamaModel, state: TrainingState, packed: PackedBatch, policy: CheckpointPolicy,
-  warmup: number, steps: number, afterWarmup: () => void = () => {},
+  warmup: number, steps: number, afterWarmup: () => void = () => {}, stepOptions: StepOptions = {},
 ): Promise<number> {
   const targets = packed.labels.filter((l) => l >= 0).length;
   const step = async () => {
-    await model.forwardBackward(packed, policy, 1 / targets);
+    await model.forwardBackward(packed, policy, 1 / targets, stepOptions);
     state.optimizer.apply(1e-4);
     for (const g of state.optimizer.grads) be.zeroInPlace(g);
     await be.synchronize();

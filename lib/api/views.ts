@@ -8,6 +8,8 @@ import { usableGpuBytes } from "../env/gpu-info.js";
 import { readHfConfig } from "../formats/hf-config.js";
 import { resolveModelDir } from "../formats/resolve-model.js";
 import { estimateBundle } from "../memory/estimate-view.js";
+import { hostMemory } from "../memory/host-memory.js";
+import { keepAttentionFits } from "../model/checkpoint-policy.js";
 import { engineAllocationPlan } from "../memory/estimate-plan.js";
 import { estimatePeakMemory, type MemoryEstimate } from "../memory/estimator.js";
 import { sharedMemoryHistory } from "../memory/memory-history.js";
@@ -88,6 +90,9 @@ export function estimate(model: string, opts: EstimateApiOptions = {}): Displaya
   const e = estimatePeakMemory(config, {
     batch: opts.batch ?? 1, seq: opts.seq ?? 2048, r: opts.r ?? 16, targets: opts.targets,
     checkpoint: opts.checkpoint ?? "unsloth", gradAccum: opts.gradAccum, gpuBytes,
+    // As the trainer decides it: attention outputs kept in host RAM where they fit.
+    keepAttention: (opts.checkpoint ?? "unsloth") === "unsloth" &&
+      keepAttentionFits(config, (opts.batch ?? 1) * (opts.seq ?? 2048), onGpu ? 2 : 4, hostMemory().availableBytes),
     backend: onGpu ? "cuda" : "cpu", computeBytes: onGpu ? 2 : 4, plan: engineAllocationPlan(onGpu ? CUDA_TRAITS : CPU_TRAITS),
   });
   return displayable(e, () => estimateBundle(e));

@@ -165,6 +165,8 @@ export interface PlanSettings {
   r: number;
   targets: readonly string[];
   checkpoint: CheckpointPolicy;
+  /** unsloth: also keep attention outputs in host RAM (LlamaModel StepOptions.keepAttention). */
+  keepAttention?: boolean;
 }
 
 /** Peak bytes by category of one training step (base, adapters + grads, AdamW state, activations, host, workspace). */
@@ -175,7 +177,7 @@ export function planTrainingStep(config: ModelConfig, s: PlanSettings, traits: B
   const { params, grads } = loraParams(model.lora!);
   new AdamWState(be, params, grads);
   const batch = packSamples(Array.from({ length: s.batch }, () => ({ ids: new Array<number>(s.seq).fill(0) })));
-  model.forwardBackwardSync(batch, s.checkpoint, 1);
+  model.forwardBackwardSync(batch, s.checkpoint, 1, { keepAttention: s.keepAttention });
   const peak = be.memory().peak;
   const out = {} as Record<MemoryCategory, number>;
   for (const c of MEMORY_CATEGORIES) out[c] = peak[c];
@@ -200,6 +202,6 @@ function configOf(m: PlanModelShape): ModelConfig {
  * CPU_TRAITS for the f32 reference backend).
  */
 export function engineAllocationPlan(traits: BackendTraits) {
-  return (shape: PlanModelShape, s: { batch: number; seq: number; r: number; targets: readonly string[]; checkpoint: CheckpointPolicy }): Record<string, number> =>
+  return (shape: PlanModelShape, s: PlanSettings): Record<string, number> =>
     planTrainingStep(configOf(shape), s, traits);
 }

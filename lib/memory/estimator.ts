@@ -21,6 +21,8 @@ export interface EstimateOptions {
   targets?: readonly string[];
   /** Gradient checkpointing: "off" | "true" | "unsloth" (booleans mean off / true). */
   checkpoint: CheckpointMode | boolean;
+  /** unsloth: attention outputs kept in host RAM too (keepAttentionFits decides it for training). Default false. */
+  keepAttention?: boolean;
   /** GPU memory to fit in; without it `fits` is undefined and no suggestions are made. */
   gpuBytes?: number;
   /** Gradient accumulation now (suggestions raise it to keep the effective batch). Default 1. */
@@ -45,6 +47,7 @@ export interface EstimateSettings {
   targets: LoraTarget[];
   checkpoint: CheckpointMode;
   gradAccum: number;
+  keepAttention: boolean;
 }
 
 export interface EstimateTerm {
@@ -105,6 +108,7 @@ export function estimateBytes(config: ModelShape, opts: EstimateOptions): Omit<M
     targets: normalizeTargets(opts.targets),
     checkpoint: normalizeCheckpoint(opts.checkpoint),
     gradAccum: positiveInt("gradAccum", opts.gradAccum ?? 1),
+    keepAttention: opts.keepAttention ?? false,
   };
   const b = opts.computeBytes ?? 2;
   const cuda = (opts.backend ?? "cuda") === "cuda";
@@ -146,6 +150,11 @@ export function estimateBytes(config: ModelShape, opts: EstimateOptions): Omit<M
     add("offload_host", `${L} layer inputs offloaded to pinned host RAM`, L * layerInput);
     add("activations", "two layer inputs on device (one in use, one in flight on the copy stream)", 2 * layerInput);
     add("activations", "one layer's tensors while it is recomputed", kept);
+    if (settings.keepAttention) {
+      const attention = m.numHeads * (m.headDim * b + 4) * T;
+      add("offload_host", `${L} attention outputs and log-sum-exps in pinned host RAM (the recompute skips attention)`, L * attention);
+      add("activations", "the next layer's attention outputs in flight on the copy stream", attention);
+    }
   }
   add("activations", "gradients alive in one layer's backward", backward);
   add("activations", "final norm input and output, fp32 logsumexp per token", (2 * H * b + 4) * T);

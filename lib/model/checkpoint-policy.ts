@@ -18,3 +18,25 @@ export function parseCheckpointPolicy(v: string | boolean | undefined): Checkpoi
   if (s === "unsloth") return "unsloth";
   throw new Error(`tsloth: checkpoint policy "${v}" is not known; expected one of unsloth, true, off`);
 }
+
+/** The config fields the attention-keeping rule reads. */
+export interface AttentionKeepShape {
+  numLayers: number;
+  hiddenSize: number;
+  numHeads: number;
+  headDim: number;
+}
+
+/**
+ * Whether `unsloth` checkpointing should also keep each layer's attention output and log-sum-exp
+ * in host RAM so the recompute skips the attention forward (LlamaModel's StepOptions): only while
+ * the layer inputs and those outputs of a `tokens`-token micro-batch together take at most half of
+ * `hostAvailableBytes`, so that long sequences keep the reach that offloading the inputs alone
+ * gives. TSLOTH_KEEP_ATTENTION=0 or 1 overrides the rule.
+ */
+export function keepAttentionFits(c: AttentionKeepShape, tokens: number, computeBytes: number, hostAvailableBytes: number): boolean {
+  const forced = process.env.TSLOTH_KEEP_ATTENTION;
+  if (forced === "0" || forced === "1") return forced === "1";
+  const perToken = c.numLayers * (c.hiddenSize * computeBytes + c.numHeads * (c.headDim * computeBytes + 4));
+  return perToken * tokens <= hostAvailableBytes / 2;
+}

@@ -1,6 +1,7 @@
 // One Llama-family decoder layer over the Backend: pre-norm attention (GQA, RoPE, Qwen2 q/k/v bias,
 // Qwen3 q/k norm) and a SwiGLU MLP, each on a residual. Forward can keep its activations for the
-// backward, or drop them (the caller then re-runs the forward from the kept input: checkpointing).
+// backward, or drop them (the caller then re-runs the forward from the kept input: checkpointing),
+// optionally keeping only the attention's output and log-sum-exp so the re-run can skip attention.
 import type { AttentionShape, Backend, Tensor } from "../backend/types.js";
 import type { ModelConfig } from "../formats/hf-config.js";
 import type { LoraSlot } from "./lora.js";
@@ -28,6 +29,21 @@ export interface LayerActivations {
   g: Tensor; u: Tensor; h: Tensor;
 }
 
+/** The attention core's results: all its backward needs besides q, k, v (recomputed by cheap linears). */
+export interface AttentionOutputs {
+  o: Tensor;
+  lse: Tensor;
+}
+
+export interface LayerForwardOptions {
+  /** Keep every activation for backward (no checkpointing). */
+  keep: boolean;
+  /** When not keeping: still return the attention outputs (the caller saves them for the recompute). */
+  keepAttention?: boolean;
+  /** Outputs a previous forward of this layer on the same input produced: attention is not run again. */
+  reuse?: AttentionOutputs;
+}
+
 function linearOf(ctx: LayerContext, name: LinearName, x: Tensor): Tensor {
   return ctx.be.linear(x, ctx.weights.linears[name], ctx.lora?.[name]?.adapter ?? null);
 }
@@ -44,7 +60,9 @@ function headNorm(be: Backend, x: Tensor, w: Tensor, heads: number, d: number, e
   return { y: be.reshape(y, [t, heads * d]), rstd };
 }
 
-export function layerForward(ctx: LayerContext, x: Tensor, keep: boolean): { out: Tensor; acts: LayerActivations | null } {
+export function layerForward(
+  ctx: LayerContext, x: Tensor, opts: LayerForwardOptions,
+): { out: Tensor; acts: LayerActivations | null; attention: AttentionOutputs | null } {
   const { be, config: c, weights: w } = ctx;
   const { numHeads: hq, numKvHeads: hkv, headDim: d } = ctx.attention;
   const { y: n1, rstd: rstd1 } = be.rmsnorm(x, w.inputNorm, c.rmsNormEps);
@@ -60,7 +78,7 @@ export function layerForward(ctx: LayerContext, x: Tensor, keep: boolean): { out
   const qr = be.rope(qIn, ctx.positions, ctx.invFreq, hq, d);
   const kr = be.rope(kIn, ctx.positions, ctx.invFreq, hkv, d);
   if (qIn !== qRaw) { be.free(qIn); be.free(kIn); }
-  const { o, lse } = be.attention(qr, kr, v, ctx.cuSeqlens, ctx.attention);
+  const { o, lse } = opts.reuse ?? be.attention(qr, kr, v, ctx.cuSeqlens, ctx.attention);
   const attnOut = linearOf(ctx, "o", o);
   const x2 = be.add(x, attnOut);
   be.free(attnOut);
@@ -72,13 +90,10 @@ export function layerForward(ctx: LayerContext, x: Tensor, keep: boolean): { out
   const out = be.add(x2, mlpOut);
   be.free(mlpOut);
   const acts: LayerActivations = { n1, rstd1, qRaw, kRaw, rq, rk, qr, kr, v, o, lse, x2, n2, rstd2, g, u, h };
-  if (keep) return { out, acts };
-  freeActivations(be, acts);
-  return { out, acts: null };
-}
-
-export function freeActivations(be: Backend, a: LayerActivations): void {
-  for (const t of Object.values(a)) if (t && !t.freed) be.free(t);
+  if (opts.keep) return { out, acts, attention: null };
+  const attention = opts.keepAttention ? { o, lse } : null;
+  for (const t of Object.values(acts)) if (t && !t.freed && t !== attention?.o && t !== attention?.lse) be.free(t);
+  return { out, acts: null, attention };
 }
 
 /**

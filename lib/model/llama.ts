@@ -5,7 +5,7 @@ import { DTYPE_BYTES, type AttentionShape, type Backend, type PendingCopy, type 
 import type { ModelConfig } from "../formats/hf-config.js";
 import { countTargets, type PackedBatch } from "./batch.js";
 import type { CheckpointPolicy } from "./checkpoint-policy.js";
-import { layerBackward, layerForward, type LayerActivations, type LayerContext } from "./decoder-layer.js";
+import { layerBackward, layerForward, type AttentionOutputs, type LayerActivations, type LayerContext } from "./decoder-layer.js";
 import { createLora, freeLora, type LoraOptions, type LoraState } from "./lora.js";
 import { ropeInverseFrequencies } from "./rope-frequencies.js";
 import { uploadInComputeDtype } from "./upload-weights.js";
@@ -19,6 +19,16 @@ interface BatchTensors {
   labels: Tensor;
   positions: Tensor;
   cuSeqlens: Tensor;
+}
+
+/** How a training step runs, beyond the checkpoint policy. */
+export interface StepOptions {
+  /**
+   * With `unsloth` checkpointing, also copy each layer's attention output and log-sum-exp to host
+   * RAM so the recompute skips the attention forward (torchtitan's selective checkpointing saves
+   * the SDPA outputs the same way): twice the offloaded bytes, no attention forward in backward.
+   */
+  keepAttention?: boolean;
 }
 
 export interface StepResult {
@@ -70,7 +80,7 @@ export class LlamaModel {
   private runLayers(t: BatchTensors): Tensor {
     let x = this.be.embedding(this.weights.embed, t.ids);
     for (let l = 0; l < this.config.numLayers; l++) {
-      const { out } = layerForward(this.context(l, t), x, false);
+      const { out } = layerForward(this.context(l, t), x, { keep: false });
       this.be.free(x);
       x = out;
     }
@@ -109,8 +119,8 @@ export class LlamaModel {
    * Forward and backward of one micro-batch; LoRA gradients are accumulated (+=) scaled by
    * `gradScale` (d total loss / d Σ token losses, e.g. 1 / targets of the whole accumulated step).
    */
-  async forwardBackward(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number): Promise<StepResult> {
-    const steps = this.forwardBackwardSteps(batch, policy, gradScale);
+  async forwardBackward(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number, opts: StepOptions = {}): Promise<StepResult> {
+    const steps = this.forwardBackwardSteps(batch, policy, gradScale, opts);
     for (let r = steps.next(); ; r = steps.next()) {
       if (r.done) return r.value;
       await r.value.done;
@@ -121,38 +131,48 @@ export class LlamaModel {
    * The same computation for backends whose host copies complete when issued (CPU, the memory
    * planner): runs without yielding to the event loop.
    */
-  forwardBackwardSync(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number): StepResult {
-    const steps = this.forwardBackwardSteps(batch, policy, gradScale);
+  forwardBackwardSync(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number, opts: StepOptions = {}): StepResult {
+    const steps = this.forwardBackwardSteps(batch, policy, gradScale, opts);
     for (let r = steps.next(); ; r = steps.next()) if (r.done) return r.value;
   }
 
   /** The step as a generator that yields each host copy it must wait for. */
-  private *forwardBackwardSteps(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number): Generator<PendingCopy, StepResult, void> {
+  private *forwardBackwardSteps(batch: PackedBatch, policy: CheckpointPolicy, gradScale: number, opts: StepOptions): Generator<PendingCopy, StepResult, void> {
     const be = this.be, L = this.config.numLayers, t = this.upload(batch);
     const layerInputBytes = batch.ids.length * this.config.hiddenSize * DTYPE_BYTES[be.computeDtype];
     if (policy === "unsloth" && layerInputBytes < (be.offloadMinBytes ?? 0)) policy = "true";
-    // inputs[l]: layer l's input, on device (off/true) or in the host store (unsloth).
+    const keepAttention = policy === "unsloth" && opts.keepAttention === true;
+    // inputs[l]: layer l's input, on device (off/true) or in the host store (unsloth); saved[l]: its
+    // attention outputs in the host store when kept, so the recompute skips the attention forward.
     const inputs: Tensor[] = [];
+    const saved: (AttentionOutputs | null)[] = [];
     const kept: (LayerActivations | null)[] = [];
     let x = be.embedding(this.weights.embed, t.ids);
-    // unsloth: the host waits for the previous layer's copy, not this one's, so it stays a layer
+    // unsloth: the host waits for the previous layer's copies, not this one's, so it stays a layer
     // ahead of the GPU and the kernel queue never drains behind a copy (one more input on device).
-    let copying: { copy: PendingCopy; source: Tensor } | null = null;
+    let copying: { copies: PendingCopy[]; sources: Tensor[] } | null = null;
     for (let l = 0; l < L; l++) {
       const offload = policy === "unsloth" ? be.copyToHostAsync(x) : null;
-      const { out, acts } = layerForward(this.context(l, t), x, policy === "off");
+      const { out, acts, attention } = layerForward(this.context(l, t), x, { keep: policy === "off", keepAttention });
       kept.push(acts);
+      const copies = offload ? [offload] : [], sources = offload ? [x] : [];
+      if (attention) {
+        const o = be.copyToHostAsync(attention.o), lse = be.copyToHostAsync(attention.lse);
+        copies.push(o, lse);
+        sources.push(attention.o, attention.lse);
+        saved.push({ o: o.tensor, lse: lse.tensor });
+      } else saved.push(null);
       if (copying) {
-        yield copying.copy;
-        be.free(copying.source);
+        for (const c of copying.copies) yield c;
+        for (const z of copying.sources) be.free(z);
       }
-      copying = offload ? { copy: offload, source: x } : null;
+      copying = offload ? { copies, sources } : null;
       inputs.push(offload ? offload.tensor : x);
       x = out;
     }
     if (copying) {
-      yield copying.copy;
-      be.free(copying.source);
+      for (const c of copying.copies) yield c;
+      for (const z of copying.sources) be.free(z);
     }
     const { y, rstd } = be.rmsnorm(x, this.weights.finalNorm, this.config.rmsNormEps);
     const { lossSum, lse } = be.crossEntropyLmHead(y, this.weights.lmHead, t.labels, CROSS_ENTROPY_CHUNK_TOKENS);
@@ -161,19 +181,36 @@ export class LlamaModel {
     let dx: Tensor | null = be.rmsnormBackward(dy, x, this.weights.finalNorm, rstd);
     for (const z of [lossSum, lse, dy, y, rstd, x]) be.free(z);
 
-    let prefetch = policy === "unsloth" && L > 0 ? be.copyToDeviceAsync(inputs[L - 1], "activations") : null;
+    // unsloth: layer l − 1's input (and attention outputs) come back while layer l is recomputed.
+    const fetch = (l: number) => {
+      const s = saved[l];
+      return {
+        x: be.copyToDeviceAsync(inputs[l], "activations"),
+        attention: s ? { o: be.copyToDeviceAsync(s.o, "activations"), lse: be.copyToDeviceAsync(s.lse, "activations") } : null,
+      };
+    };
+    let prefetch = policy === "unsloth" && L > 0 ? fetch(L - 1) : null;
     for (let l = L - 1; l >= 0; l--) {
       let input: Tensor;
+      let reuse: AttentionOutputs | undefined;
       if (prefetch) {
-        yield prefetch;
-        input = prefetch.tensor;
+        yield prefetch.x;
+        input = prefetch.x.tensor;
         be.free(inputs[l]);
-        prefetch = l > 0 ? be.copyToDeviceAsync(inputs[l - 1], "activations") : null;
+        const a = prefetch.attention, s = saved[l];
+        if (a && s) {
+          yield a.o;
+          yield a.lse;
+          reuse = { o: a.o.tensor, lse: a.lse.tensor };
+          be.free(s.o);
+          be.free(s.lse);
+        }
+        prefetch = l > 0 ? fetch(l - 1) : null;
       } else input = inputs[l];
       const ctx = this.context(l, t);
       let acts = kept[l];
       if (!acts) {
-        const re = layerForward(ctx, input, true);
+        const re = layerForward(ctx, input, { keep: true, reuse });
         be.free(re.out);
         acts = re.acts!;
       }

@@ -1,10 +1,11 @@
 // The LoRA training loop: micro-batches with gradient accumulation, the token-weighted mean loss
 // over the whole accumulated step (as transformers does with num_items_in_batch), global-norm
 // clipping, AdamW, a warmup schedule, progress events, and interruption at step boundaries.
-import { formatBytes, OutOfMemoryError } from "../backend/types.js";
+import { DTYPE_BYTES, formatBytes, OutOfMemoryError } from "../backend/types.js";
 import { capacityAtFailure, suggestFittingSettings } from "./fit-suggestion.js";
 import { countTargets } from "../model/batch.js";
-import type { CheckpointPolicy } from "../model/checkpoint-policy.js";
+import { keepAttentionFits, type CheckpointPolicy } from "../model/checkpoint-policy.js";
+import { hostMemory } from "../memory/host-memory.js";
 import type { LlamaModel } from "../model/llama.js";
 import { loraParams } from "../model/lora.js";
 import { MicroBatchStream } from "./micro-batches.js";
@@ -76,6 +77,8 @@ export async function trainLoop(model: LlamaModel, samples: readonly TokenSample
   const losses: number[] = [];
   const start = performance.now();
   let tokens = 0, interrupted = false, stepsRun = 0;
+  // Host RAM before this run's offloads, for the rule that keeps attention outputs there.
+  const hostAvailable = hostMemory().availableBytes;
   be.resetPeak();
   while (state.completedSteps < total) {
     if (hooks.signal?.aborted) {
@@ -89,7 +92,8 @@ export async function trainLoop(model: LlamaModel, samples: readonly TokenSample
     let lossSum = 0, stepTokens = 0;
     for (const { batch } of mbs) {
       try {
-        lossSum += (await model.forwardBackward(batch, o.checkpoint, 1 / Math.max(1, targets))).lossSum;
+        const keepAttention = o.checkpoint === "unsloth" && keepAttentionFits(model.config, batch.ids.length, DTYPE_BYTES[be.computeDtype], hostAvailable);
+        lossSum += (await model.forwardBackward(batch, o.checkpoint, 1 / Math.max(1, targets), { keepAttention })).lossSum;
       } catch (e) {
         if (!(e instanceof OutOfMemoryError) || !model.lora) throw e;
         const lora = model.lora.options;

@@ -13,14 +13,14 @@ for (const { name, make } of backends()) {
     const T = 48;
     const batch = packSamples([{ ids: randomTokens(21, 30, config.vocabSize) }, { ids: randomTokens(22, T - 30, config.vocabSize) }]);
 
-    async function run(policy: CheckpointPolicy) {
+    async function run(policy: CheckpointPolicy, keepAttention = false) {
       const be = make();
       const model = randomModel(be, config, 23, "nf4");
       model.attachLora({ r: 4, alpha: 8, seed: 24 });
       randomizeLoraB(be, model, 25);
       be.resetPeak();
       const before = be.memory().current;
-      const res = await model.forwardBackward(batch, policy, 1 / 40);
+      const res = await model.forwardBackward(batch, policy, 1 / 40, { keepAttention });
       const mem = be.memory();
       const grads = loraParams(model.lora!).grads.map((g) => be.download(g));
       return { res, grads, peak: mem.peak, before, after: mem.current };
@@ -52,6 +52,28 @@ for (const { name, make } of backends()) {
       assert.equal(full.peak.offload_host, 0);
       assert.equal(off.peak.offload_host, 0);
       console.log(`activation peak bytes: off ${off.peak.activations}, true ${full.peak.activations}, unsloth ${unsloth.peak.activations} (+ host ${unsloth.peak.offload_host})`);
+    });
+
+    it("unsloth keeping attention outputs: same loss and gradients, attention outputs on the host, no attention forward in backward", async () => {
+      const plain = await run("unsloth");
+      let attentionCalls = 0;
+      const counting = make();
+      const attention = counting.attention.bind(counting);
+      counting.attention = (...args) => { attentionCalls++; return attention(...args); };
+      const model = randomModel(counting, config, 23, "nf4");
+      model.attachLora({ r: 4, alpha: 8, seed: 24 });
+      randomizeLoraB(counting, model, 25);
+      counting.resetPeak();
+      const before = counting.memory().current;
+      const res = await model.forwardBackward(batch, "unsloth", 1 / 40, { keepAttention: true });
+      const grads = loraParams(model.lora!).grads.map((g) => counting.download(g));
+      assert.equal(res.lossSum, plain.res.lossSum);
+      grads.forEach((g, k) => assert.deepEqual(g, plain.grads[k]));
+      assert.equal(attentionCalls, config.numLayers, "one attention forward per layer, none in the recompute");
+      const { hiddenSize, numHeads, headDim, numLayers: L } = config;
+      // Per layer: the input, the attention output [T, heads·D] and its f32 log-sum-exp [heads, T].
+      assert.equal(counting.memory().peak.offload_host, L * T * (hiddenSize + numHeads * headDim + numHeads) * 4);
+      assert.deepEqual(counting.memory().current, before, "nothing leaks");
     });
   });
 }

@@ -4,8 +4,9 @@ import { CpuBackend } from "../../lib/backend/cpu/backend.js";
 import { CUDA_TRAITS } from "../../lib/backend/cuda/traits.js";
 import { MEMORY_CATEGORIES } from "../../lib/backend/types.js";
 import { engineAllocationPlan, planTrainingStep } from "../../lib/memory/estimate-plan.js";
+import { estimateBytes } from "../../lib/memory/estimator.js";
 import { packSamples } from "../../lib/model/batch.js";
-import type { CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
+import { keepAttentionFits, type CheckpointPolicy } from "../../lib/model/checkpoint-policy.js";
 import { loraParams } from "../../lib/model/lora.js";
 import { AdamWState } from "../../lib/train/optimizer.js";
 import { randomModel, randomTokens, tinyConfig } from "./random-model.js";
@@ -44,6 +45,32 @@ describe("the engine's allocation plan", () => {
     assert.equal(off.optimizer, 2 * 4 * 41943040);
     assert.ok(off.activations > full.activations && full.activations > uns.activations);
     assert.equal(uns.offload_host, 32 * 2048 * 4096 * 2 + 128256 * 4096 * 2);
+    // Keeping attention outputs adds, per layer, o [T, 32 × 128] bf16 and the f32 log-sum-exp [32, T]
+    // in host RAM, and about one layer's o in flight on the device; the formula says the same.
+    const keep = plan(shape, { ...s, checkpoint: "unsloth", keepAttention: true });
+    const attention = 2048 * 32 * (128 * 2 + 4);
+    assert.equal(keep.offload_host, uns.offload_host + 32 * attention);
+    assert.ok(keep.activations >= uns.activations && keep.activations <= uns.activations + 2 * attention, `${keep.activations} vs ${uns.activations}`);
+    const formula = (keepAttention: boolean) => estimateBytes(shape, { ...s, checkpoint: "unsloth", keepAttention }).bytes.offload_host;
+    assert.equal(formula(true) - formula(false), 32 * attention);
+  });
+
+  it("keeps attention outputs only while they and the layer inputs take at most half the host RAM available", () => {
+    const shape = { numLayers: 32, hiddenSize: 4096, numHeads: 32, headDim: 128 };
+    const perToken = 32 * (4096 * 2 + 32 * (128 * 2 + 4));
+    const saved = process.env.TSLOTH_KEEP_ATTENTION;
+    delete process.env.TSLOTH_KEEP_ATTENTION;
+    try {
+      assert.equal(keepAttentionFits(shape, 8192, 2, 2 * perToken * 8192), true);
+      assert.equal(keepAttentionFits(shape, 8192, 2, 2 * perToken * 8192 - 1), false);
+      process.env.TSLOTH_KEEP_ATTENTION = "0";
+      assert.equal(keepAttentionFits(shape, 1, 2, 1e15), false);
+      process.env.TSLOTH_KEEP_ATTENTION = "1";
+      assert.equal(keepAttentionFits(shape, 1e9, 2, 0), true);
+    } finally {
+      if (saved === undefined) delete process.env.TSLOTH_KEEP_ATTENTION;
+      else process.env.TSLOTH_KEEP_ATTENTION = saved;
+    }
   });
 
   it("keeps a tied embedding on the device (it is also the LM head) and an untied one only where kernels read host memory", () => {
