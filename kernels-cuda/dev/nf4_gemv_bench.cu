@@ -29,47 +29,10 @@
 // (fewer warps resident); __launch_bounds__ minimum blocks 3-4 and a __syncwarp fence after the loads
 // to pin them, within 1-2% of v9m_u8 (noise level).
 //
-// Round v10/v11 (nf4_gemv_variants_next.cuh), measured on an H200 (copy 4.19-4.23 TB/s), two runs,
-// us and % of copy for q/o, k/v, gate/up, down, layer (v9m_u8 and the probe rerun in the same runs):
-//   v9m_u8          7.4 28% | 3.7 14% | 19.8 36% | 19.6 37% | 82.0-82.9 us 32.4%
-//   probe_words     3.8 54% | 2.3 22% |  8.5 85% |  8.7 83% | 38.0-38.4 us 69-71%
-//   v10w (R=1)      7.9 26% | 3.9 13% | 21.9 33% | 16.1 45% | 83.6 us 31.8%
-//   v10w_r2         6.4 32% | 4.5 11% | 17.5 41% | 13.8 52% | 71.2 us 37.3%   (v10n_r2 73.7, v10w_r4 79.5)
-//   v10w_auto       6.4 32% | 3.9 13% | 17.4 41% | 13.8 52% | 69.7-70.3 us 38%
-//   v10w_auto_pdl   4.8 43% | 3.2 16% | 16.5 44% | 12.1 60% | 61.0-61.1 us 44%  (src's previous form)
-//   v10w_autoc_pdl  4.8 43% | 3.2 16% | 14.2 51% | 12.1 60% | 56.1 us 47.8% (second run only)
-//                                                          <- kernels-cuda/src/nf4_gemv.cu since the H100 run below
-//   lost: v10m_r2 (odd words via prmt, 153 registers, 1 block/SM) 105.6; min-blocks 3 (v10n_r1_b3,
-//   v10n_r2u4_b3) 79-83; v11 (next iteration's codes double-buffered in registers) 82-95 on every
-//   form: its SASS loop is 519 instructions for 64 weights/lane (the three-way load branch is
-//   duplicated into the body) against 205 for v10w. Relative errors 3.9e-3 (v9m_u8), 4.1e-3 (v10/v11).
-// SASS (cuobjdump on the bench binary), main loop per weight of one lane: v9m_u8 403/64 = 6.3;
-// v10w 205/64 = 3.2 (32 PRMT, 33 LDS, 32 HFMA2/HMUL2, 18 LDG, 18 IMAD, 14 SHF, 9 LOP3, 9 FFMA,
-// 8 FADD, 8 SHFL, ~24 per-iteration index/absmax ops); v10w_r2 419/128 = 3.3; v10n_r2 (shift+LOP3
-// offsets) 491/128 = 3.8. Predicted 2.3-2.4: the shuffle-lane shifts and per-iteration index math
-// cost ~0.8 per weight more than counted.
-// Registers: v10w 83, v10w_r2 128, v10w_r4 128 (2 blocks of 256 threads per SM: 16 warps), v10n_r1_b3
-// 75 and v10n_r2u4_b3 72 (3 blocks), v11w 88, v11n_u4_b3 64 (4 blocks); v9m_u8 80.
-// Reading: halving the instructions per weight bought 14% (v10w_auto vs v9m_u8), so issue no longer
-// bounds it; the programmatic dependent launch bought another 12% (q/o 6.4 -> 4.8 us), i.e. much of
-// the rest is per-kernel ramp-up/tail (fill, first loads) rather than steady-state throughput: the
-// table fill and the first loads of one kernel overlap the last blocks of the previous one. Capping
-// the grid at the resident blocks (fill once per block, grid-stride over row groups) took gate/up
-// from 44% to 51%. Still far from the probe's 85% on the big shapes; with 16 warps/SM (64 KB table
-// + 115-128 registers) too few bytes are in flight. Next: v10w_autoc_pdl into src (grid-stride), a
-// 2-row kernel under 96 registers (3 blocks/SM) that keeps its loads ahead of the math, codes staged
-// with cp.async into shared memory (bytes in flight without registers), and Nsight stall reasons.
-// The H100 numbers above were not rerun this round (both device runs landed on an H200).
-// H100 80GB HBM3 rerun (copy 2.98 TB/s, one run, N = 200), us and % of copy, same columns:
-//   v9m_u8          7.6 38% | 3.8 19% | 20.3 50% | 19.8 51% | 83.6 us 45.2%
-//   probe_words     4.5 65% | 2.5 29% | 11.3 90% | 11.7 87% | 48.4 us 78.0%
-//   v10w_auto_pdl   5.3 55% | 3.2 23% | 17.8 57% | 13.3 77% | 65.4 us 57.7%
-//   v10w_autoc_pdl  5.3 55% | 3.2 23% | 15.2 67% | 13.2 77% | 60.4 us 62.5%  (only gate/up's grid is capped)
-// Ported to src with the bias/LoRA epilogue inside the grid-stride loop: there ptxas took the 2-row
-// kernel to 142-147 registers (1 block per SM); __launch_bounds__(256, 2) for 2 rows and one address
-// per row and x per iteration keep it at 123-126 without spills (main loop 427 SASS instructions
-// against 401 before). Through the C ABI (bench/infer/nf4_gemv_bench.py, same card): gate/up
-// 17.7-17.9 -> 15.5-15.6 us, q/o 5.8 -> 5.9 us, down 13.6-13.7 -> 13.9 us.
+// Round v10/v11 (fewer instructions per weight, programmatic dependent launch, capped grid): the
+// header of nf4_gemv_variants_next.cuh. Round 12 (the Hopper bulk-copy ring, L2 prefetch, and the
+// grouped launch: a layer as 4 launches, q/k/v and gate/up each in one grid, timed for variants
+// with a group launcher): nf4_gemv_ring.cuh and nf4_gemv_variants_ring.cuh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -84,6 +47,7 @@
 #include "nf4_gemv_variants.cuh"
 #include "nf4_gemv_variants_fast.cuh"
 #include "nf4_gemv_variants_next.cuh"
+#include "nf4_gemv_variants_ring.cuh"
 
 // ---- reference: bf16(code * absmax) per weight, f64 sums; one block per row -------------------
 __global__ void reference_kernel(Args a, double* __restrict__ ref) {
@@ -241,12 +205,8 @@ static float graph_ms(const Variant& v, int calls, Pick pick, cudaStream_t st) {
   return ms;
 }
 
-// max |y - ref| / max |ref| of one call on copy 0.
-static double rel_error(const Variant& v, const Args& a, const double* d_ref, cudaStream_t st) {
-  CK(cudaMemsetAsync(a.y, 0xff, a.out_f * 2, st));  // NaN: a row the variant forgets fails
-  v.launch(a, st);
-  CK(cudaStreamSynchronize(st));
-  CK(cudaGetLastError());
+// max |y - ref| / max |ref| of the output a.y already holds.
+static double max_rel_error(const Args& a, const double* d_ref) {
   std::vector<uint16_t> y(a.out_f);
   std::vector<double> ref(a.out_f);
   CK(cudaMemcpy(y.data(), a.y, a.out_f * 2, cudaMemcpyDeviceToHost));
@@ -261,6 +221,15 @@ static double rel_error(const Variant& v, const Args& a, const double* d_ref, cu
     mag = std::max(mag, std::fabs(ref[i]));
   }
   return err / mag;
+}
+
+// The same for one call on copy 0.
+static double rel_error(const Variant& v, const Args& a, const double* d_ref, cudaStream_t st) {
+  CK(cudaMemsetAsync(a.y, 0xff, a.out_f * 2, st));  // NaN: a row the variant forgets fails
+  v.launch(a, st);
+  CK(cudaStreamSynchronize(st));
+  CK(cudaGetLastError());
+  return max_rel_error(a, d_ref);
 }
 
 int main(int argc, char** argv) {
@@ -297,6 +266,8 @@ int main(int argc, char** argv) {
   __nv_bfloat16 *x, *y;
   CK(cudaMalloc(&x, 14336 * 2));
   CK(cudaMalloc(&y, 14336 * 2));
+  __nv_bfloat16* y2;
+  CK(cudaMalloc(&y2, 14336 * 2));
   fill_bf16<<<64, 256>>>(x, 14336, 7);
   double* d_ref;
   CK(cudaMalloc(&d_ref, 14336 * 8));
@@ -304,6 +275,7 @@ int main(int argc, char** argv) {
 
   std::vector<Variant> variants(kVariants, kVariants + sizeof(kVariants) / sizeof(kVariants[0]));
   variants.insert(variants.end(), kNextVariants, kNextVariants + sizeof(kNextVariants) / sizeof(kNextVariants[0]));
+  variants.insert(variants.end(), kRingVariants, kRingVariants + sizeof(kRingVariants) / sizeof(kRingVariants[0]));
   const int nv = (int)variants.size();
   std::vector<double> layer_us(nv, 0);
   std::vector<bool> variant_ok(nv, true);
@@ -350,6 +322,53 @@ int main(int argc, char** argv) {
            v.name, us, gbs, 100 * gbs / copy_gbs, worst, v.probe || worst <= 1e-2 ? "true" : "false",
            v.probe ? "true" : "false", prop.name);
     fflush(stdout);
+    if (v.group) {
+      // The same layer as 4 launches: q/k/v in one grid, o, gate/up in one grid, down. First a check
+      // of the grouped rows: k (pool 1) and q (pool 0) in one launch, each against its reference.
+      const Args pair[2] = {args_for(pools[1], 0, x, y), args_for(pools[0], 0, x, y2)};
+      CK(cudaMemsetAsync(y, 0xff, 14336 * 2, st));
+      CK(cudaMemsetAsync(y2, 0xff, 14336 * 2, st));
+      v.group(pair, 2, st);
+      CK(cudaStreamSynchronize(st));
+      CK(cudaGetLastError());
+      double gworst = 0;
+      for (int i = 0; i < 2; i++) {
+        reference_kernel<<<(unsigned)pair[i].out_f, 256, 0, st>>>(pair[i], d_ref);
+        CK(cudaStreamSynchronize(st));
+        gworst = std::max(gworst, max_rel_error(pair[i], d_ref));
+      }
+      const bool gok = v.probe || gworst <= 1e-2;
+      all_ok &= gok;
+      if (!gok) variant_ok[vi] = false;
+      const int per0 = std::max(1, pools[0].copies / 2), per1 = std::max(1, pools[1].copies / 2),
+                per2 = std::max(1, pools[2].copies / 2), per3 = std::max(1, pools[3].copies);
+      cudaGraph_t gr;
+      cudaGraphExec_t ge;
+      CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+      for (int l = 0; l < layers; l++) {
+        const Args qkv[3] = {args_for(pools[0], (l % per0) % pools[0].copies, x, y),
+                             args_for(pools[1], (l % per1) % pools[1].copies, x, y),
+                             args_for(pools[1], (per1 + l % per1) % pools[1].copies, x, y)};
+        const Args o = args_for(pools[0], (per0 + l % per0) % pools[0].copies, x, y);
+        const Args gu[2] = {args_for(pools[2], (l % per2) % pools[2].copies, x, y),
+                            args_for(pools[2], (per2 + l % per2) % pools[2].copies, x, y)};
+        const Args down = args_for(pools[3], (l % per3) % pools[3].copies, x, y);
+        v.group(qkv, 3, st);
+        v.group(&o, 1, st);
+        v.group(gu, 2, st);
+        v.group(&down, 1, st);
+      }
+      CK(cudaStreamEndCapture(st, &gr));
+      CK(cudaGraphInstantiate(&ge, gr, 0));
+      const float gms = median_ms([&] { CK(cudaGraphLaunch(ge, st)); }, st, 7);
+      CK(cudaGraphExecDestroy(ge));
+      CK(cudaGraphDestroy(gr));
+      const double gus = gms * 1e3 / layers, ggbs = layer_bytes / (gus * 1e-6) / 1e9;
+      printf("{\"variant\":\"%s\",\"shape\":\"8B layer (4 grouped launches)\",\"us\":%.3f,\"gb_per_s\":%.0f,"
+             "\"pct_of_copy\":%.1f,\"max_rel_err\":%.2e,\"ok\":%s,\"probe\":%s,\"gpu\":\"%s\"}\n",
+             v.name, gus, ggbs, 100 * ggbs / copy_gbs, gworst, gok ? "true" : "false", v.probe ? "true" : "false", prop.name);
+      fflush(stdout);
+    }
   }
   int best = 0;
   for (int vi = 1; vi < nv; vi++)

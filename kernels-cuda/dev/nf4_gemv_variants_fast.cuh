@@ -183,6 +183,8 @@ struct Variant {
   const char* name;
   void (*launch)(const Args&, cudaStream_t);
   bool probe;  // a load-pattern probe, not a GEMV
+  // Optional: one launch for several matrices sharing x (the layer is then also timed as 4 launches).
+  void (*group)(const Args* list, int n, cudaStream_t) = nullptr;
 };
 static unsigned grid_for(int64_t rows, int rows_per_block) { return (unsigned)((rows + rows_per_block - 1) / rows_per_block); }
 template <int R, int U, bool P>

@@ -14,6 +14,48 @@
 // one row 4 table wavefronts + 1 code + 1 shuffle + 4 x wavefronts / R, i.e. ~26 weights per clock
 // per SM at R = 1 (about H100 copy rate) and ~32 at R = 2, before the table fill (32 KB of stores
 // per block: 256 wavefronts, ~20% of a q/o block's work at R = 1, ~10% at R = 2).
+//
+// Round v10/v11 (nf4_gemv_variants_next.cuh), measured on an H200 (copy 4.19-4.23 TB/s), two runs,
+// us and % of copy for q/o, k/v, gate/up, down, layer (v9m_u8 and the probe rerun in the same runs):
+//   v9m_u8          7.4 28% | 3.7 14% | 19.8 36% | 19.6 37% | 82.0-82.9 us 32.4%
+//   probe_words     3.8 54% | 2.3 22% |  8.5 85% |  8.7 83% | 38.0-38.4 us 69-71%
+//   v10w (R=1)      7.9 26% | 3.9 13% | 21.9 33% | 16.1 45% | 83.6 us 31.8%
+//   v10w_r2         6.4 32% | 4.5 11% | 17.5 41% | 13.8 52% | 71.2 us 37.3%   (v10n_r2 73.7, v10w_r4 79.5)
+//   v10w_auto       6.4 32% | 3.9 13% | 17.4 41% | 13.8 52% | 69.7-70.3 us 38%
+//   v10w_auto_pdl   4.8 43% | 3.2 16% | 16.5 44% | 12.1 60% | 61.0-61.1 us 44%  (src's previous form)
+//   v10w_autoc_pdl  4.8 43% | 3.2 16% | 14.2 51% | 12.1 60% | 56.1 us 47.8% (second run only)
+//                                                          <- kernels-cuda/src/nf4_gemv.cu since the H100 run below
+//   lost: v10m_r2 (odd words via prmt, 153 registers, 1 block/SM) 105.6; min-blocks 3 (v10n_r1_b3,
+//   v10n_r2u4_b3) 79-83; v11 (next iteration's codes double-buffered in registers) 82-95 on every
+//   form: its SASS loop is 519 instructions for 64 weights/lane (the three-way load branch is
+//   duplicated into the body) against 205 for v10w. Relative errors 3.9e-3 (v9m_u8), 4.1e-3 (v10/v11).
+// SASS (cuobjdump on the bench binary), main loop per weight of one lane: v9m_u8 403/64 = 6.3;
+// v10w 205/64 = 3.2 (32 PRMT, 33 LDS, 32 HFMA2/HMUL2, 18 LDG, 18 IMAD, 14 SHF, 9 LOP3, 9 FFMA,
+// 8 FADD, 8 SHFL, ~24 per-iteration index/absmax ops); v10w_r2 419/128 = 3.3; v10n_r2 (shift+LOP3
+// offsets) 491/128 = 3.8. Predicted 2.3-2.4: the shuffle-lane shifts and per-iteration index math
+// cost ~0.8 per weight more than counted.
+// Registers: v10w 83, v10w_r2 128, v10w_r4 128 (2 blocks of 256 threads per SM: 16 warps), v10n_r1_b3
+// 75 and v10n_r2u4_b3 72 (3 blocks), v11w 88, v11n_u4_b3 64 (4 blocks); v9m_u8 80.
+// Reading: halving the instructions per weight bought 14% (v10w_auto vs v9m_u8), so issue no longer
+// bounds it; the programmatic dependent launch bought another 12% (q/o 6.4 -> 4.8 us), i.e. much of
+// the rest is per-kernel ramp-up/tail (fill, first loads) rather than steady-state throughput: the
+// table fill and the first loads of one kernel overlap the last blocks of the previous one. Capping
+// the grid at the resident blocks (fill once per block, grid-stride over row groups) took gate/up
+// from 44% to 51%. Still far from the probe's 85% on the big shapes; with 16 warps/SM (64 KB table
+// + 115-128 registers) too few bytes are in flight. Next: v10w_autoc_pdl into src (grid-stride), a
+// 2-row kernel under 96 registers (3 blocks/SM) that keeps its loads ahead of the math, codes staged
+// with cp.async into shared memory (bytes in flight without registers), and Nsight stall reasons.
+// The H100 numbers above were not rerun this round (both device runs landed on an H200).
+// H100 80GB HBM3 rerun (copy 2.98 TB/s, one run, N = 200), us and % of copy, same columns:
+//   v9m_u8          7.6 38% | 3.8 19% | 20.3 50% | 19.8 51% | 83.6 us 45.2%
+//   probe_words     4.5 65% | 2.5 29% | 11.3 90% | 11.7 87% | 48.4 us 78.0%
+//   v10w_auto_pdl   5.3 55% | 3.2 23% | 17.8 57% | 13.3 77% | 65.4 us 57.7%
+//   v10w_autoc_pdl  5.3 55% | 3.2 23% | 15.2 67% | 13.2 77% | 60.4 us 62.5%  (only gate/up's grid is capped)
+// Ported to src with the bias/LoRA epilogue inside the grid-stride loop: there ptxas took the 2-row
+// kernel to 142-147 registers (1 block per SM); __launch_bounds__(256, 2) for 2 rows and one address
+// per row and x per iteration keep it at 123-126 without spills (main loop 427 SASS instructions
+// against 401 before). Through the C ABI (bench/infer/nf4_gemv_bench.py, same card): gate/up
+// 17.7-17.9 -> 15.5-15.6 us, q/o 5.8 -> 5.9 us, down 13.6-13.7 -> 13.9 us.
 #pragma once
 #include "nf4_gemv_variants_fast.cuh"
 

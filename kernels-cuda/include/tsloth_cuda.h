@@ -242,6 +242,30 @@ tsl_status tsl_nf4_gemv(const uint8_t* d_packed, int64_t out_f, int64_t in_f, in
                         const uint8_t* d_absmax_q, const float* d_nested_absmax, const float* d_nested_code,
                         int32_t nested_blocksize, float nested_offset, const void* d_x, const void* d_bias,
                         int32_t bias_dtype, const float* d_a, const float* d_b, float scale, int32_t r, void* d_y);
+/* Up to 3 NF4 matrices that share x (q/k/v, gate/up) in one launch: for each i < count,
+ *   y_i = W_i x (+ bias_i) (+ scale_i · (x·a_iᵀ)·b_iᵀ), each as tsl_nf4_gemv computes it. Host arrays of
+ * count entries: device pointers as u64 (0 = none: f32 absmax of double-quantized matrices, bias,
+ * LoRA a and b), out_f, nested blocksize / offset, LoRA scale and r (the last four arrays may be null
+ * when unused). The matrices share in_f, blocksize, x, the bias dtype, and whether absmax is
+ * double-quantized. */
+tsl_status tsl_nf4_gemv_group(int32_t count, const uint64_t* h_packed, const int64_t* h_out_f, int64_t in_f,
+                              int32_t blocksize, const uint64_t* h_absmax_f32, const uint64_t* h_absmax_q,
+                              const uint64_t* h_nested_absmax, const uint64_t* h_nested_code,
+                              const int32_t* h_nested_blocksize, const float* h_nested_offset, const void* d_x,
+                              const uint64_t* h_bias, int32_t bias_dtype, const uint64_t* h_a, const uint64_t* h_b,
+                              const float* h_scale, const int32_t* h_r, const uint64_t* h_y);
+
+/* ---- NF4 GEMM for small batches (batched decode) ------------------------------------------ */
+/* y[T, out_f] = x[T, in_f] · Wᵀ (+ bias) (+ scale · (x·aᵀ)·bᵀ) for 1 <= T <= 16, W a 4-bit NF4 weight
+ * [out_f, in_f] in the bitsandbytes layout (absmax f32 or double-quantized as in tsl_nf4_dequantize),
+ * read once on tensor cores (sm_80+) instead of dequantized. x, y bf16 row-major; bias any float or
+ * null; LoRA a f32 [r, in_f], b f32 [out_f, r] or null. in_f a multiple of 64; blocksize a power of
+ * two >= 64; nested_blocksize a power of two; packed and x 16-byte aligned, absmax arrays 4-byte. */
+tsl_status tsl_nf4_gemm_small(const uint8_t* d_packed, int64_t out_f, int64_t in_f, int32_t blocksize,
+                              const float* d_absmax_f32, const uint8_t* d_absmax_q, const float* d_nested_absmax,
+                              const float* d_nested_code, int32_t nested_blocksize, float nested_offset,
+                              const void* d_x, int64_t T, const void* d_bias, int32_t bias_dtype, const float* d_a,
+                              const float* d_b, float scale, int32_t r, void* d_y);
 
 #ifdef __cplusplus
 }

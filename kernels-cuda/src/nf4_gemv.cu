@@ -20,6 +20,10 @@
 // only gate/up (896 groups of 16 rows on 264 slots of an H100) has more groups than slots. Launched
 // with programmatic dependent launch on sm_90+: the table fill overlaps the previous kernel's tail,
 // and the kernel waits for that kernel (griddepcontrol.wait) before its first global read.
+// tsl_nf4_gemv_group computes up to 3 matrices that share x (a layer's q/k/v, gate/up) in one grid
+// (nf4_gemv_group_kernel: the same loop, each row's weights, absmax and epilogue picked from its
+// own matrix), so a layer is 4 launches instead of 7: one kernel ramp and tail fewer per merge.
+// The kernels live in nf4_gemv_kernels.cuh (the bench times them from there).
 // Measured with GPU time (kernels-cuda/dev/nf4_gemv_bench.cu: a CUDA graph of calls over more weight
 // copies than L2 holds), % of the card's copy rate, one 8B layer = 7 projections back to back:
 //   H100 80GB HBM3 (copy 2.98 TB/s, one run): the bench's v10w_autoc_pdl (this grid and loop, no
@@ -28,177 +32,31 @@
 //   the loads alone (probe_words) 48.4 us = 78.0%.
 //   H200 (copy 4.2 TB/s, one run): v10w_autoc_pdl layer 56.1 us = 47.8%, v10w_auto_pdl 61.0-61.1 us
 //   (two runs), v9m_u8 82.0-82.9 us.
+//   H200, these kernels as launched here (bench variant src_shipped, same run as v10w_autoc_pdl at
+//   56.1 us): q/o 5.1 us = 40%, k/v 4.1 = 13%, gate/up 14.6 = 49%, down 12.6 = 57%; layer of 7
+//   launches 62.1 us = 43.0%, of 4 (q/k/v and gate/up grouped) 57.0 us = 46.9%. Through the C ABI
+//   (bench/infer/nf4_gemv_bench.py, same run): q/k/v 10.2 us grouped against 13.1 us as 3 calls,
+//   gate/up 29.3 against 29.5 us.
+//   H100, an earlier form of the group kernel (parameters behind __grid_constant__): layer of 7
+//   67.4 us, of 4 60.4 us (v10w_autoc_pdl 60.5 in the same run).
+// What is left between this kernel and its bench twin v10w_autoc_pdl (6 us per layer on the H200,
+// 1 us of it on k/v): this kernel reads the nested absmax code after griddepcontrol.wait, so one
+// global round trip follows the previous kernel's end; the twin reads it before. Not moved here
+// untested.
 // This file's kernel itself through the C ABI (bench/infer/nf4_gemv_bench.py, one shape repeated,
 // same H100, two runs alternating with the previous form): gate/up 15.5-15.6 us = 64.6-64.8% of copy
 // (previous 17.7-17.9 us), q/o 5.9 us = 48.4-48.9% (previous 5.8 us), down 13.9 us = 72.2-72.5%
-// (previous 13.6-13.7 us); its k/v and layer times were not measured. Where the grid is unchanged
-// (q/o, down) the 2-row loop costs ~1-2%: 123-126 registers under the __launch_bounds__ cap and 427
-// instead of 401 instructions per iteration. The 70% target on the layer is NOT met (the loads alone
-// reach 78%): with 16 warps per SM (64 KB table, ~125 registers) latency, not issue, bounds it.
-#include <string.h>
-
-#include "common.cuh"
-#include "nf4_code.cuh"
+// (previous 13.6-13.7 us). Where the grid is unchanged (q/o, down) the 2-row loop costs ~1-2%:
+// 123-126 registers under the __launch_bounds__ cap and 427 instead of 401 instructions per
+// iteration. The 70% target on the layer is NOT met on either card (the loads alone reach 78% on
+// the H100, 69-71% on the H200): with 16 warps per SM (64 KB table, ~125 registers) latency, not
+// issue, bounds it. Streaming the weights into shared memory with Hopper bulk copies (one producer
+// warp, a 128 KB ring per SM; kernels-cuda/dev/nf4_gemv_ring.cuh) reached only 77% loads-only and
+// 41-52% with the math on an H100, and L2 bulk prefetches ahead of the loads made every shape slower.
+#include "nf4_gemv_kernels.cuh"
 
 namespace tsl {
 namespace {
-
-constexpr int kWarps = 8;                  // per block
-constexpr int kTableBytes = 256 * 256;     // 256 entries, one 256-byte row each (32 lanes x 4 bytes used)
-
-struct GemvArgs {
-  const uint32_t* packed;
-  int64_t out_f, in_f;
-  int log2_blocksize, log2_nested_blocksize;
-  Nf4Absmax scales;
-  const __nv_bfloat16* x;
-  const void* bias;
-  int bias_dtype;
-  const float* xa;  // x·aᵀ, [r], or null
-  const float* lora_b;
-  float lora_scale;
-  int r;
-  __nv_bfloat16* y;
-};
-
-__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
-  uint32_t r;
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
-  return r;
-}
-
-// Entry v (a code byte: even weight in the high nibble) holds bf16(code[v >> 4]) in its low half,
-// where x's even element sits, and bf16(code[v & 15]) in its high half; lane l's copy at byte
-// v·256 + 4l. Codes held in bf16: one extra rounding of 2^-9 relative against bf16(code · absmax).
-__device__ __forceinline__ void fill_pair_table(char* table) {
-  for (int i = threadIdx.x; i < 256 * 8; i += blockDim.x) {  // (entry, 16-byte group of 4 lanes)
-    const int v = i >> 3;
-    const uint32_t p = (uint32_t)__bfloat16_as_ushort(__float2bfloat16(kNf4Code[v >> 4])) |
-                       ((uint32_t)__bfloat16_as_ushort(__float2bfloat16(kNf4Code[v & 15])) << 16);
-    *reinterpret_cast<uint4*>(table + v * 256 + (i & 7) * 16) = make_uint4(p, p, p, p);
-  }
-}
-
-// Σ over the 8 weights of one code word against 8 bf16 of x: 4 lookups (the offset is one PRMT:
-// bytes 4·lane, code byte j, 0, 0), 4 HFMA2 accumulating 4 deep in bf16x2, then the halves in f32.
-__device__ __forceinline__ float dot8_pairs(uint32_t w, const uint4 xv, const char* table, uint32_t lane4) {
-  const uint32_t xw[4] = {xv.x, xv.y, xv.z, xv.w};
-  __nv_bfloat162 acc;
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    const uint32_t p = *reinterpret_cast<const uint32_t*>(table + prmt(w, lane4, 0x5504u + 0x10u * j));
-    const __nv_bfloat162 pb = *reinterpret_cast<const __nv_bfloat162*>(&p);
-    const __nv_bfloat162 xb = *reinterpret_cast<const __nv_bfloat162*>(&xw[j]);
-    acc = j == 0 ? __hmul2(pb, xb) : __hfma2(pb, xb, acc);
-  }
-  const uint32_t bits = *reinterpret_cast<const uint32_t*>(&acc);
-  return __uint_as_float(bits << 16) + __uint_as_float(bits & 0xffff0000u);
-}
-
-// One iteration of 32·kWords words for kRows rows; kFull: every word in range (no per-word checks).
-// 32·kWords words = 256·kWords weights must span at most 32 absmax blocks (one per lane), so
-// kWords = 8 needs blocksize >= 64 and kWords = 4 blocksize >= 32.
-template <int kRows, int kWords, bool kDoubleQuant, bool kFull>
-__device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t* const* rowp, const int64_t* e0, int base,
-                                               int words, const float* nested_code, const char* table, float* acc) {
-  const int lane = threadIdx.x & 31;
-  const uint4* x8 = reinterpret_cast<const uint4*>(a.x);
-  uint32_t cw[kRows][kWords];
-  uint4 xv[kWords];
-  const uint4* xp = x8 + base + lane;  // one address per row and x, the words at immediate offsets
-  const uint32_t* cp[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; r++) cp[r] = rowp[r] + base + lane;
-#pragma unroll
-  for (int u = 0; u < kWords; u++) {
-    const bool ok = kFull || base + lane + 32 * u < words;
-#pragma unroll
-    for (int r = 0; r < kRows; r++) cw[r][u] = ok ? __ldcs(cp[r] + 32 * u) : 0u;  // streamed once: do not keep in L2
-    xv[u] = __ldg(ok ? xp + 32 * u : x8);
-  }
-  const int end = kFull ? base + 32 * kWords : min(base + 32 * kWords, words);
-  float mine[kRows];
-  int t[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; r++) {
-    const int64_t start = e0[r] + (int64_t)base * 8;
-    const int64_t b = (start >> a.log2_blocksize) + lane;
-    mine[r] = 0.f;
-    if (b <= (e0[r] + (int64_t)end * 8 - 1) >> a.log2_blocksize) {
-      mine[r] = kDoubleQuant ? fmaf(nested_code[__ldg(a.scales.q + b)],
-                                    __ldg(a.scales.nested_absmax + (b >> a.log2_nested_blocksize)), a.scales.nested_offset)
-                             : __ldg(a.scales.f32 + b);
-    }
-    t[r] = (int)(start & ((1 << a.log2_blocksize) - 1)) + lane * 8;  // weight offset from the first block's start
-  }
-#pragma unroll
-  for (int u = 0; u < kWords; u++) {
-    const bool ok = kFull || base + lane + 32 * u < words;
-#pragma unroll
-    for (int r = 0; r < kRows; r++) {
-      const float scale = __shfl_sync(0xffffffffu, mine[r], (t[r] + 256 * u) >> a.log2_blocksize);
-      acc[r] = fmaf(ok ? scale : 0.f, dot8_pairs(cw[r][u], xv[u], table, (uint32_t)lane * 4), acc[r]);
-    }
-  }
-}
-
-// An explicit minimum in __launch_bounds__ makes ptxas keep all kWords loads ahead of the math
-// (more registers, more bytes in flight); with the bare form it sinks them below earlier words'
-// math (bench: 2-30% slower per layer depending on the variant). 1 block for 1 row per warp (79-85
-// registers: 3 blocks fit anyway); 2 for 2 rows, whose grid-stride loop otherwise takes 142-147
-// registers (1 block of 8 warps per SM) where 2 blocks need at most 128 (sm_90: 123-126, no spills,
-// the 28 loads of an iteration still issued before its first table lookup).
-template <int kRows, int kWords, bool kDoubleQuant>
-__global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
-  extern __shared__ __align__(16) char table[];
-  __shared__ float nested_code[256];
-  fill_pair_table(table);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // Programmatic dependent launch: let the next such grid start its table fill, then wait for the
-  // previous grid (x, the absmax and the LoRA term may come from it) before any global read.
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-  if (kDoubleQuant) nested_code[threadIdx.x] = a.scales.nested_code[threadIdx.x];
-  __syncthreads();
-  const int lane = threadIdx.x & 31;
-  const int words = (int)(a.in_f >> 3);
-  // The grid is capped at the blocks that fit at once (launch_gemv): each block filled its table
-  // once above and now takes groups of kWarps·kRows rows, grid-strided.
-  const int64_t groups = (a.out_f + kWarps * kRows - 1) / (kWarps * kRows);
-  for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
-    const int64_t row0 = (g * kWarps + (threadIdx.x >> 5)) * kRows;
-    if (row0 >= a.out_f) break;  // warp-uniform, and later groups only lie further on
-    const uint32_t* rowp[kRows];
-    int64_t e0[kRows];  // element index of each row's first weight
-    float acc[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; r++) {
-      const int64_t row = min(row0 + r, a.out_f - 1);  // a missing last row recomputes the one before
-      rowp[r] = a.packed + row * words;
-      e0[r] = row * a.in_f;
-      acc[r] = 0.f;
-    }
-    int base = 0;
-    for (; base + 32 * kWords <= words; base += 32 * kWords)
-      gemv_iteration<kRows, kWords, kDoubleQuant, true>(a, rowp, e0, base, words, nested_code, table, acc);
-    if (base < words) gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, base, words, nested_code, table, acc);
-#pragma unroll
-    for (int r = 0; r < kRows; r++) {
-      float v = warp_sum(acc[r]);
-      const int64_t row = row0 + r;
-      if (lane == 0 && row < a.out_f) {
-        if (a.bias) v += load_as_float(a.bias, a.bias_dtype, row);
-        if (a.xa) {
-          float l = 0.f;
-          for (int j = 0; j < a.r; j++) l += a.xa[j] * a.lora_b[row * a.r + j];
-          v += a.lora_scale * l;
-        }
-        a.y[row] = __float2bfloat16(v);
-      }
-    }
-  }
-}
 
 // xa[j] = Σ_i x[i] a[j, i]: one block per LoRA rank row.
 __global__ void lora_down_kernel(const __nv_bfloat16* __restrict__ x, const float* __restrict__ a, int64_t in_f,
@@ -212,9 +70,9 @@ __global__ void lora_down_kernel(const __nv_bfloat16* __restrict__ x, const floa
 
 bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
-// Once per instantiation: the 64 KB of dynamic shared memory opted in, the blocks of it that fit on
-// an SM at once (registers and shared memory; the one GPU a process drives), and whether the code
-// that runs was built for sm_90+ (so it holds the griddepcontrol.wait; PTX of an older target
+// Once per instantiation: the dynamic shared memory opted in, the blocks of it that fit on an SM
+// at once (registers and shared memory; the one GPU a process drives), and whether the code that
+// runs was built for sm_90+ (so it holds the griddepcontrol.wait; PTX of an older target
 // JIT-compiled on a newer GPU does not, and must not get the programmatic-dependent-launch attribute).
 struct KernelSetup {
   cudaError_t error;
@@ -222,53 +80,152 @@ struct KernelSetup {
   bool dependent_launch;
 };
 
-template <int kRows, int kWords, bool kDoubleQuant>
-KernelSetup setup_kernel() {
-  auto kernel = nf4_gemv_kernel<kRows, kWords, kDoubleQuant>;
-  KernelSetup s{cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kTableBytes), 0, false};
-  if (s.error == cudaSuccess)
-    s.error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&s.blocks_per_sm, kernel, kWarps * 32, kTableBytes);
+template <typename Kernel>
+KernelSetup setup_kernel(Kernel kernel, int threads, int smem) {
+  KernelSetup s{cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), 0, false};
+  if (s.error == cudaSuccess) s.error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&s.blocks_per_sm, kernel, threads, smem);
   cudaFuncAttributes fa;
   if (s.error == cudaSuccess) s.error = cudaFuncGetAttributes(&fa, kernel);
   s.dependent_launch = s.error == cudaSuccess && fa.binaryVersion >= 90;
   return s;
 }
 
-// Grid: at most the resident blocks (blocks_per_sm x SMs), evened so that every block takes the
-// same number of row groups (the last possibly one fewer), so no block waits for a free slot and
-// refills its table.
-template <int kRows, int kWords, bool kDoubleQuant>
-cudaError_t launch_gemv(const GemvArgs& args, int sms, cudaStream_t st) {
-  static const KernelSetup setup = setup_kernel<kRows, kWords, kDoubleQuant>();
-  if (setup.error != cudaSuccess) return setup.error;
-  const int64_t groups = (args.out_f + kWarps * kRows - 1) / (kWarps * kRows);
-  const int64_t slots = (int64_t)(setup.blocks_per_sm > 0 ? setup.blocks_per_sm : 1) * sms;
-  const int64_t per_block = (groups + slots - 1) / slots;
+template <typename Args>
+cudaError_t launch_with(const void* kernel, const Args& args, unsigned grid, int threads, int smem, bool dependent,
+                        cudaStream_t st) {
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((unsigned)((groups + per_block - 1) / per_block));
-  cfg.blockDim = dim3(kWarps * 32);
-  cfg.dynamicSmemBytes = kTableBytes;
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = st;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = setup.dependent_launch ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, nf4_gemv_kernel<kRows, kWords, kDoubleQuant>, args);
+  cfg.numAttrs = dependent ? 1 : 0;
+  void* params[] = {const_cast<Args*>(&args)};
+  return cudaLaunchKernelExC(&cfg, kernel, params);
+}
+
+// Grid: at most the resident blocks (blocks_per_sm x SMs), evened so that every block takes the
+// same number of row groups (the last possibly one fewer), so no block waits for a free slot and
+// refills its table. One matrix: nf4_gemv_kernel over GemvArgs; several: nf4_gemv_group_kernel.
+template <int kRows, int kWords, bool kDoubleQuant>
+cudaError_t launch_gemv(const Nf4GemvGroup& g, const GemvArgs& single, int sms, cudaStream_t st) {
+  const bool group = g.count > 1;
+  const void* kernel = group ? (const void*)nf4_gemv_group_kernel<kRows, kWords, kDoubleQuant, true>
+                             : (const void*)nf4_gemv_kernel<kRows, kWords, kDoubleQuant>;
+  static const KernelSetup setups[2] = {setup_kernel(nf4_gemv_kernel<kRows, kWords, kDoubleQuant>, kWarps * 32, kTableBytes),
+                                        setup_kernel(nf4_gemv_group_kernel<kRows, kWords, kDoubleQuant, true>, kWarps * 32,
+                                                     kTableBytes)};
+  const KernelSetup& setup = setups[group];
+  if (setup.error != cudaSuccess) return setup.error;
+  const int64_t groups = (g.rows + kWarps * kRows - 1) / (kWarps * kRows);
+  const int64_t slots = (int64_t)(setup.blocks_per_sm > 0 ? setup.blocks_per_sm : 1) * sms;
+  const int64_t per_block = (groups + slots - 1) / slots;
+  const unsigned grid = (unsigned)((groups + per_block - 1) / per_block);
+  return group ? launch_with(kernel, g, grid, kWarps * 32, kTableBytes, setup.dependent_launch, st)
+               : launch_with(kernel, single, grid, kWarps * 32, kTableBytes, setup.dependent_launch, st);
 }
 
 template <int kWords, bool kDoubleQuant>
-cudaError_t launch_gemv_rows(const GemvArgs& args, int sms, cudaStream_t st) {
+cudaError_t launch_gemv_rows(const Nf4GemvGroup& g, const GemvArgs& single, int sms, cudaStream_t st) {
   // 2 rows per warp halves the x loads and the table fill per row, but halves the warps: keep 1 row
   // where 2 would leave fewer than kWarps warps per SM (k/v's 1024 rows on 132 SMs).
-  if (args.out_f / 2 >= (int64_t)kWarps * sms) return launch_gemv<2, kWords, kDoubleQuant>(args, sms, st);
-  return launch_gemv<1, kWords, kDoubleQuant>(args, sms, st);
+  if (g.rows / 2 >= (int64_t)kWarps * sms) return launch_gemv<2, kWords, kDoubleQuant>(g, single, sms, st);
+  return launch_gemv<1, kWords, kDoubleQuant>(g, single, sms, st);
 }
 
 int log2_of(int64_t v) {
   int l = 0;
   while ((int64_t(1) << l) < v) l++;
   return l;
+}
+
+// One matrix of a call, as the C ABI passes it.
+struct GemvOperand {
+  const void* packed;
+  int64_t out_f;
+  const float* absmax_f32;
+  const uint8_t* absmax_q;
+  const float* nested_absmax;
+  const float* nested_code;
+  int32_t nested_blocksize;
+  float nested_offset;
+  const void* bias;
+  const float* a;
+  const float* b;
+  float scale;
+  int32_t r;
+  void* y;
+};
+
+// Checks and launches count (1..kMaxGroup) matrices sharing x in one grid.
+tsl_status gemv_group(const char* op, int count, const GemvOperand* w, int64_t in_f, int32_t blocksize, const void* d_x,
+                      int32_t bias_dtype) {
+  TSL_TRY(ensure_init(op));
+  TSL_REQUIRE(op, count >= 1 && count <= kMaxGroup, "count must be 1..%d matrices, got %d", kMaxGroup, count);
+  TSL_REQUIRE(op, in_f > 0 && in_f % 64 == 0, "in_f must be a positive multiple of 64, got %lld", (long long)in_f);
+  TSL_REQUIRE(op, in_f / 8 <= INT32_MAX, "in_f must be below 2^34, got %lld", (long long)in_f);
+  TSL_REQUIRE(op, blocksize >= 32 && is_pow2(blocksize),
+              "blocksize must be a power of two of at least 32 (bitsandbytes uses 64), got %d", blocksize);
+  TSL_REQUIRE(op, (uintptr_t)d_x % 16 == 0, "x must be 16-byte aligned");
+  const bool dq = w[0].absmax_q != nullptr;
+  int lora_rank = 0;
+  for (int i = 0; i < count; i++) {
+    const GemvOperand& m = w[i];
+    TSL_REQUIRE(op, m.out_f > 0, "out_f must be positive, got %lld (matrix %d)", (long long)m.out_f, i);
+    TSL_REQUIRE(op, (m.absmax_q != nullptr) == dq, "the matrices of a group must all be double-quantized or none (matrix %d)", i);
+    TSL_REQUIRE(op, m.absmax_q ? (m.nested_absmax && m.nested_code && m.nested_blocksize > 0) : m.absmax_f32 != nullptr,
+                "absmax: give f32 absmax, or the double-quantized absmax with nested absmax, code and blocksize (matrix %d)", i);
+    TSL_REQUIRE(op, !m.absmax_q || is_pow2(m.nested_blocksize),
+                "nested_blocksize must be a power of two (bitsandbytes uses 256), got %d (matrix %d)", m.nested_blocksize, i);
+    TSL_REQUIRE(op, (uintptr_t)m.packed % 16 == 0, "packed weights must be 16-byte aligned (matrix %d)", i);
+    TSL_REQUIRE(op, !m.bias || is_float_dtype(bias_dtype), "bias dtype must be f32, bf16 or f16");
+    TSL_REQUIRE(op, !m.a || (m.b && m.r > 0), "LoRA needs both a and b and r > 0 (matrix %d)", i);
+    if (m.a) lora_rank += m.r;
+  }
+  Scratch xa;
+  if (lora_rank) TSL_TRY(scratch_alloc(op, (uint64_t)lora_rank * 4, &xa.p));
+  cudaStream_t st = compute_stream();
+  Nf4GemvGroup g = {};
+  g.count = count;
+  g.in_f = in_f;
+  g.log2_blocksize = log2_of(blocksize);
+  g.bias_dtype = bias_dtype;
+  g.x = static_cast<const __nv_bfloat16*>(d_x);
+  float* xa_at = static_cast<float*>(xa.p);
+  for (int i = 0; i < count; i++) {
+    const GemvOperand& m = w[i];
+    if (m.a) lora_down_kernel<<<m.r, 256, 0, st>>>(g.x, m.a, in_f, xa_at);
+    g.m[i] = Nf4GemvMatrix{static_cast<const uint32_t*>(m.packed),
+                           Nf4Absmax{m.absmax_f32, m.absmax_q, m.nested_absmax, m.nested_code, m.nested_blocksize, m.nested_offset},
+                           m.absmax_q ? log2_of(m.nested_blocksize) : 0,
+                           g.rows,
+                           m.out_f,
+                           m.bias,
+                           m.a ? xa_at : nullptr,
+                           m.b,
+                           m.scale,
+                           m.r,
+                           static_cast<__nv_bfloat16*>(m.y)};
+    g.rows += m.out_f;
+    if (m.a) xa_at += m.r;
+  }
+  int dev = 0, sms = 1;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const Nf4GemvMatrix& m0 = g.m[0];
+  const GemvArgs single{m0.packed, m0.out_f, in_f, g.log2_blocksize, m0.log2_nested_blocksize, m0.scales, g.x, m0.bias,
+                        bias_dtype, m0.xa, m0.lora_b, m0.lora_scale, m0.r, m0.y};
+  cudaError_t e;
+  if (g.log2_blocksize >= 6)
+    e = dq ? launch_gemv_rows<8, true>(g, single, sms, st) : launch_gemv_rows<8, false>(g, single, sms, st);
+  else
+    e = dq ? launch_gemv_rows<4, true>(g, single, sms, st) : launch_gemv_rows<4, false>(g, single, sms, st);
+  if (e == cudaSuccess) e = cudaGetLastError();
+  if (e != cudaSuccess) return cuda_fail(op, e);
+  return TSL_OK;
 }
 
 }  // namespace
@@ -281,50 +238,27 @@ extern "C" tsl_status tsl_nf4_gemv(const uint8_t* d_packed, int64_t out_f, int64
                                    const float* d_nested_code, int32_t nested_blocksize, float nested_offset,
                                    const void* d_x, const void* d_bias, int32_t bias_dtype, const float* d_a,
                                    const float* d_b, float scale, int32_t r, void* d_y) {
-  const char* op = "tsl_nf4_gemv";
-  TSL_TRY(ensure_init(op));
-  TSL_REQUIRE(op, out_f > 0 && in_f > 0 && in_f % 64 == 0, "in_f must be a positive multiple of 64, got %lld", (long long)in_f);
-  TSL_REQUIRE(op, in_f / 8 <= INT32_MAX, "in_f must be below 2^34, got %lld", (long long)in_f);
-  TSL_REQUIRE(op, blocksize >= 32 && is_pow2(blocksize),
-              "blocksize must be a power of two of at least 32 (bitsandbytes uses 64), got %d", blocksize);
-  TSL_REQUIRE(op, d_absmax_q ? (d_nested_absmax && d_nested_code && nested_blocksize > 0) : d_absmax_f32 != nullptr,
-              "absmax: give f32 absmax, or the double-quantized absmax with nested absmax, code and blocksize");
-  TSL_REQUIRE(op, !d_absmax_q || is_pow2(nested_blocksize),
-              "nested_blocksize must be a power of two (bitsandbytes uses 256), got %d", nested_blocksize);
-  TSL_REQUIRE(op, (uintptr_t)d_packed % 16 == 0 && (uintptr_t)d_x % 16 == 0, "packed weights and x must be 16-byte aligned");
-  TSL_REQUIRE(op, !d_bias || is_float_dtype(bias_dtype), "bias dtype must be f32, bf16 or f16");
-  TSL_REQUIRE(op, !d_a || (d_b && r > 0), "LoRA needs both a and b and r > 0");
-  float* xa = nullptr;
-  if (d_a) {
-    TSL_TRY(scratch_alloc(op, (uint64_t)r * 4, reinterpret_cast<void**>(&xa)));
-    lora_down_kernel<<<r, 256, 0, compute_stream()>>>(static_cast<const __nv_bfloat16*>(d_x), d_a, in_f, xa);
-  }
-  const GemvArgs args{reinterpret_cast<const uint32_t*>(d_packed),
-                      out_f,
-                      in_f,
-                      log2_of(blocksize),
-                      d_absmax_q ? log2_of(nested_blocksize) : 0,
-                      Nf4Absmax{d_absmax_f32, d_absmax_q, d_nested_absmax, d_nested_code, nested_blocksize, nested_offset},
-                      static_cast<const __nv_bfloat16*>(d_x),
-                      d_bias,
-                      bias_dtype,
-                      xa,
-                      d_b,
-                      scale,
-                      r,
-                      static_cast<__nv_bfloat16*>(d_y)};
-  int dev = 0, sms = 1;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  cudaStream_t st = compute_stream();
-  cudaError_t e;
-  if (blocksize >= 64) {
-    e = d_absmax_q ? launch_gemv_rows<8, true>(args, sms, st) : launch_gemv_rows<8, false>(args, sms, st);
-  } else {
-    e = d_absmax_q ? launch_gemv_rows<4, true>(args, sms, st) : launch_gemv_rows<4, false>(args, sms, st);
-  }
-  if (e == cudaSuccess) e = cudaGetLastError();
-  scratch_free(xa);
-  if (e != cudaSuccess) return cuda_fail(op, e);
-  return TSL_OK;
+  const GemvOperand w{d_packed, out_f, d_absmax_f32, d_absmax_q, d_nested_absmax, d_nested_code, nested_blocksize,
+                      nested_offset, d_bias, d_a, d_b, scale, r, d_y};
+  return gemv_group("tsl_nf4_gemv", 1, &w, in_f, blocksize, d_x, bias_dtype);
+}
+
+extern "C" tsl_status tsl_nf4_gemv_group(int32_t count, const uint64_t* h_packed, const int64_t* h_out_f, int64_t in_f,
+                                         int32_t blocksize, const uint64_t* h_absmax_f32, const uint64_t* h_absmax_q,
+                                         const uint64_t* h_nested_absmax, const uint64_t* h_nested_code,
+                                         const int32_t* h_nested_blocksize, const float* h_nested_offset, const void* d_x,
+                                         const uint64_t* h_bias, int32_t bias_dtype, const uint64_t* h_a, const uint64_t* h_b,
+                                         const float* h_scale, const int32_t* h_r, const uint64_t* h_y) {
+  const char* op = "tsl_nf4_gemv_group";
+  TSL_REQUIRE(op, count >= 1 && count <= kMaxGroup, "count must be 1..%d matrices, got %d", kMaxGroup, count);
+  TSL_REQUIRE(op, h_packed && h_out_f && h_y, "packed, out_f and y arrays are required");
+  const auto at = [](const uint64_t* arr, int i) { return arr ? reinterpret_cast<void*>(arr[i]) : nullptr; };
+  GemvOperand w[kMaxGroup];
+  for (int i = 0; i < count; i++)
+    w[i] = GemvOperand{at(h_packed, i), h_out_f[i], static_cast<const float*>(at(h_absmax_f32, i)),
+                       static_cast<const uint8_t*>(at(h_absmax_q, i)), static_cast<const float*>(at(h_nested_absmax, i)),
+                       static_cast<const float*>(at(h_nested_code, i)), h_nested_blocksize ? h_nested_blocksize[i] : 0,
+                       h_nested_offset ? h_nested_offset[i] : 0.f, at(h_bias, i), static_cast<const float*>(at(h_a, i)),
+                       static_cast<const float*>(at(h_b, i)), h_scale ? h_scale[i] : 0.f, h_r ? h_r[i] : 0, at(h_y, i)};
+  return gemv_group(op, count, w, in_f, blocksize, d_x, bias_dtype);
 }

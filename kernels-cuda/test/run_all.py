@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = ["test_runtime.py", "test_ops.py", "test_gemm_linear.py", "test_attention.py", "test_cross_entropy.py", "test_decode.py"]
+TESTS = ["test_runtime.py", "test_ops.py", "test_gemm_linear.py", "test_attention.py", "test_cross_entropy.py", "test_decode.py",
+         "test_nf4_small_batch.py"]
 
 
 def main():

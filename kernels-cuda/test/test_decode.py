@@ -1,5 +1,6 @@
 """Generation kernels against PyTorch (float64 references) on fresh random inputs: the batch-1 NF4
-matrix-vector product (plain, double-quantized absmax, bias, LoRA), KV cache writes into segments,
+matrix-vector product (plain, double-quantized absmax, bias, LoRA; one matrix and groups of 2-3
+matrices sharing x in one launch), KV cache writes into segments,
 and attention over a paged / segmented cache (decode, prefill over the cache, a long context that
 takes the split-and-merge path)."""
 import ctypes
@@ -20,25 +21,86 @@ def i32_array(xs):
     return (ctypes.c_int32 * len(xs))(*[int(x) for x in xs])
 
 
-def check_gemv(rep):
+def gemv_operand(out_f, in_f, dq, bias, r, bs, x):
+    """A random NF4 matrix with its optional bias and LoRA, and the float64 reference of its product with x."""
     code = torch.tensor(NF4_CODE, dtype=torch.float64, device="cuda")
+    w = torch.randn(out_f, in_f, device="cuda") * 0.02
+    qs = nf4_quantize(w, blocksize=bs)
+    am = (qs["absmax_dq"] if dq else qs["absmax"]).double()
+    wd = (code[qs["idx"].long()] * am.repeat_interleave(bs)[: out_f * in_f]).view(out_f, in_f)
+    ref = wd @ x.double()
+    b = torch.randn(out_f, device="cuda") if bias else None
+    if bias:
+        ref = ref + b.double()
+    a = lb = None
+    if r:
+        a = torch.randn(r, in_f, device="cuda") * 0.05
+        lb = torch.randn(out_f, r, device="cuda") * 0.05
+        ref = ref + 0.5 * (lb.double() @ (a.double() @ x.double()))
+    return dict(qs=qs, dq=dq, bias=b, a=a, b=lb, r=r, scale=0.5, ref=ref, y=poison((out_f,), torch.bfloat16))
+
+
+def check_gemv_group(rep):
+    """tsl_nf4_gemv_group: 2-3 matrices sharing x in one launch, each against its own reference."""
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    # (out_f per matrix, in_f, double-quantized, bias per matrix, LoRA rank per matrix, blocksize):
+    # q/k/v-like (1 row per warp), gate/up-like (at least 16 x SMs rows: 2 rows per warp, past one
+    # wave of the capped grid; the first matrix's odd row count puts one warp's two rows in both
+    # matrices), f32 absmax and blocksize 32 (4 words per lane), bias and LoRA on some matrices only.
+    for outs, in_f, dq, biases, ranks, bs in [((8 * sms + 1, 2 * sms + 3, 2 * sms + 3), 1088, True, (False, True, False), (0, 4, 0), 64),
+                                              ((60 * sms + 7, 60 * sms + 7), 4160, True, (False, False), (8, 8), 256),
+                                              ((33, 17, 40), 192, False, (True, True, False), (0, 0, 2), 32),
+                                              ((3 * sms, 5), 4096, False, (False, True), (16, 0), 128)]:
+        x = torch.randn(in_f, device="cuda").bfloat16()
+        ops = [gemv_operand(o, in_f, dq, bi, r, bs, x) for o, bi, r in zip(outs, biases, ranks)]
+        n = len(ops)
+        dp = lambda t: 0 if t is None else t.data_ptr()  # noqa: E731
+        u64s = lambda f: u64_array([dp(f(o)) for o in ops])  # noqa: E731
+        call("tsl_nf4_gemv_group", ctypes.c_int32(n), u64s(lambda o: o["qs"]["packed"]), (ctypes.c_int64 * n)(*outs), i64(in_f),
+             ctypes.c_int32(bs), u64s(lambda o: None if dq else o["qs"]["absmax"]), u64s(lambda o: o["qs"]["q"] if dq else None),
+             u64s(lambda o: o["qs"]["nested_absmax"] if dq else None), u64s(lambda o: o["qs"]["code8"] if dq else None),
+             i32_array([256] * n), (ctypes.c_float * n)(*[float(o["qs"]["offset"]) for o in ops]), ptr(x),
+             u64s(lambda o: o["bias"]), ctypes.c_int32(F32), u64s(lambda o: o["a"]), u64s(lambda o: o["b"]),
+             (ctypes.c_float * n)(*[o["scale"] for o in ops]), i32_array([o["r"] for o in ops]), u64s(lambda o: o["y"]))
+        for i, o in enumerate(ops):
+            rep.check(f"nf4_gemv_group {outs}x{in_f} matrix {i} dq={dq} bias={biases[i]} lora_r={ranks[i]} bs={bs}",
+                      o["y"], o["ref"], 8e-3)
+    # A group mixing double-quantized and f32 absmax is refused with a clear message.
+    x = torch.randn(192, device="cuda").bfloat16()
+    ops = [gemv_operand(4, 192, True, False, 0, 64, x), gemv_operand(4, 192, False, False, 0, 64, x)]
+    dp = lambda t: 0 if t is None else t.data_ptr()  # noqa: E731
+    status, msg = status_of("tsl_nf4_gemv_group", ctypes.c_int32(2), u64_array([dp(o["qs"]["packed"]) for o in ops]),
+                            (ctypes.c_int64 * 2)(4, 4), i64(192), ctypes.c_int32(64), u64_array([0, dp(ops[1]["qs"]["absmax"])]),
+                            u64_array([dp(ops[0]["qs"]["q"]), 0]), u64_array([dp(ops[0]["qs"]["nested_absmax"]), 0]),
+                            u64_array([dp(ops[0]["qs"]["code8"]), 0]), i32_array([256, 256]), (ctypes.c_float * 2)(0, 0), ptr(x),
+                            None, ctypes.c_int32(F32), None, None, None, None, u64_array([dp(o["y"]) for o in ops]))
+    rep.expect("nf4_gemv_group refuses mixed absmax kinds", status != 0 and "double-quantized" in msg, msg)
+
+
+def check_gemv(rep):
+    check_gemv_group(rep)
+    code = torch.tensor(NF4_CODE, dtype=torch.float64, device="cuda")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
     # (out_f, in_f, double-quantized, bias, LoRA rank, blocksize): rows shorter than a warp's 32 code
     # words, row counts that leave a block of 8 warps partly empty, and blocksizes 32 / 128 / 256,
     # where an absmax block straddles two rows (in_f = 192) or a warp's iteration spans 32 blocks.
-    # A warp takes 2 rows when out_f / 2 >= 8 warps x SMs (up to 150 SMs for the rows below): 4096,
-    # 4097 (odd: the last warp's second row is missing; f32 absmax, bias, LoRA, a partial iteration)
-    # and 2400 (blocksize 32: 4 words per lane) take that path, the others 1 row per warp.
-    # The grid is capped at the blocks resident at once (at most 3 of 8 warps per SM: the 64 KB table),
-    # and blocks stride over groups of 8 warps x rows: 100 x SMs + 13 rows (2 rows per warp) is more
-    # than twice what the capped grid covers in one pass, so every block takes several groups and the
-    # last group is partial with an odd row; the small row counts above take one group per block.
-    big = 100 * torch.cuda.get_device_properties(0).multi_processor_count + 13
+    # A warp takes 2 rows when out_f / 2 >= 8 warps x SMs (up to 150 SMs for the
+    # rows below): 4096, 4097 (odd: the last warp's second row is missing; f32 absmax, bias, LoRA, a
+    # partial iteration) and 2400 (blocksize 32: 4 words per lane) take that path, the others 1 row
+    # per warp. The grid is capped at the blocks resident at once (at most 3 of 8 warps per SM: the
+    # 64 KB table), and blocks stride over groups of 8 warps x rows: 100 x SMs + 13 rows (2 rows per
+    # warp) is more than twice what the capped grid covers in one pass, so every block takes several
+    # groups and the last group is partial with an odd row; the small row counts take one group each.
+    # Also 22 x SMs + 5 rows of in_f 16384 (8 iterations of 32 x 8 words per row, about one group
+    # per block) and 100 x SMs + 13 rows of in_f 4160 (a last iteration of 8 words after 2 full ones).
+    big = 100 * sms + 13
     for out_f, in_f, dq, bias, r, bs in [(4096, 4096, True, False, 0, 64), (1000, 14336, False, True, 0, 64),
                                          (77, 128, True, True, 16, 64), (2048, 8192, True, False, 8, 64),
                                          (15, 192, True, False, 0, 64), (33, 192, False, False, 0, 128),
                                          (40, 1088, True, False, 0, 32), (19, 4160, True, True, 0, 256),
                                          (4097, 256, False, True, 4, 128), (2400, 1088, True, False, 0, 32),
-                                         (big, 1088, False, True, 8, 256), (big, 192, True, False, 0, 32)]:
+                                         (22 * sms + 5, 16384, True, True, 4, 64),
+                                         (big, 4160, False, True, 8, 256), (big, 192, True, False, 0, 32)]:
         w = torch.randn(out_f, in_f, device="cuda") * 0.02
         qs = nf4_quantize(w, blocksize=bs)
         am = (qs["absmax_dq"] if dq else qs["absmax"]).double()

@@ -37,6 +37,27 @@ describe("CUDA linear and cross-entropy match the CPU backend", { skip: skipWith
     p.gpu.releaseWorkspace();
   });
 
+  it("NF4 base at T = 8 (batched decode: the small-batch tensor-core kernel) + bias + LoRA matches the CPU and dequantize + GEMM", () => {
+    const p = pair();
+    const T = 8, inF = 320, outF = 100, r = 4, scale = 0.5; // not multiples of the kernel's 64-row x 256-k tile
+    const [cBase, gBase] = nf4Bases(p, outF, inF);
+    const [ca, ga] = both(p, randn(p, r * inF, 0.1), [r, inF]);
+    const [cb, gb] = both(p, randn(p, outF * r, 0.1), [outF, r]);
+    const [cx, gx] = both(p, randn(p, T * inF), [T, inF]);
+    const cl = { a: ca, b: cb, scale }, gl = { a: ga, b: gb, scale };
+    const cpu = p.cpu.linear(cx, cBase, cl);
+    expectClose(p, "small-batch linear y", p.gpu.linear(gx, gBase, gl), cpu);
+    const saved = process.env.TSLOTH_NF4_SMALL_BATCH;
+    process.env.TSLOTH_NF4_SMALL_BATCH = "off";
+    try {
+      expectClose(p, "dequantize + GEMM linear y", p.gpu.linear(gx, gBase, gl), cpu);
+    } finally {
+      if (saved === undefined) delete process.env.TSLOTH_NF4_SMALL_BATCH;
+      else process.env.TSLOTH_NF4_SMALL_BATCH = saved;
+    }
+    p.gpu.releaseWorkspace();
+  });
+
   it("dense f32 base without LoRA", () => {
     const p = pair();
     const T = 20, inF = 64, outF = 48;

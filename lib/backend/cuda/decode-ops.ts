@@ -2,7 +2,7 @@
 // the cache's segments, and the batch-1 NF4 matrix-vector product decode uses instead of
 // dequantize + GEMM. Segment pointers travel by value into the kernels, so a step uploads only its
 // small index tensors, once for all layers.
-import type { AttentionShape, KvBlockView, KvSegment, Nf4Weight, Tensor } from "../types.js";
+import type { AttentionShape, FrozenLinear, KvBlockView, KvSegment, LoraAdapter, Nf4Weight, Tensor } from "../types.js";
 import type { CudaBackend } from "./backend.js";
 import { check } from "./native.js";
 import { withDtype } from "./ops.js";
@@ -70,6 +70,52 @@ export function nf4Gemv(be: CudaBackend, x: Tensor, w: Nf4Weight, bias: Tensor |
       "tsl_nf4_gemv",
     );
     return y;
+  });
+}
+
+/** The most matrices one tsl_nf4_gemv_group launch takes (q, k, v). */
+const GEMV_GROUP_MAX = 3;
+
+/** Whether these linears over one batch-1 x can share one grouped NF4 matrix-vector launch. */
+export function gemvGroupApplies(bases: readonly FrozenLinear[], rows: number): boolean {
+  if (bases.length < 2 || bases.length > GEMV_GROUP_MAX) return false;
+  const first = bases[0].weight;
+  return bases.every(({ weight: w }) => w.kind === "nf4" && first.kind === "nf4" && gemvApplies(w, rows)
+    && w.inFeatures === first.inFeatures && w.blocksize === first.blocksize && (w.nested === null) === (first.nested === null))
+    && new Set(bases.map((b) => (b.bias ? asCuda(b.bias, "bias").dtype : "none")).filter((d) => d !== "none")).size <= 1;
+}
+
+/**
+ * y_i [1, out_i] = x [1, in] · W_iᵀ (+ bias_i) (+ LoRA_i) for 2..3 NF4 weights sharing x, in one
+ * launch (tsl_nf4_gemv_group: one kernel ramp and tail instead of one per matrix). The caller
+ * checked gemvGroupApplies.
+ */
+export function nf4GemvGroup(be: CudaBackend, x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[] {
+  const n = bases.length;
+  const ws = bases.map((b) => b.weight as Nf4Weight);
+  const ptrs = (f: (i: number) => bigint | null) => BigUint64Array.from(ws.map((_, i) => f(i) ?? 0n));
+  const biases = bases.map((b) => (b.bias ? asCuda(b.bias, "bias") : null));
+  const biasCode = biases.find((b) => b !== null)?.code ?? 0;
+  const nested = ws[0].nested !== null;
+  return withDtype(be, "bf16", [x], (cx) => {
+    const ys = ws.map((w) => be.alloc([1, w.outFeatures], "bf16"));
+    try {
+      check(
+        be.lib.nf4GemvGroup(n, ptrs((i) => asCuda(ws[i].packed, "nf4 packed").ptr), BigInt64Array.from(ws.map((w) => BigInt(w.outFeatures))),
+          ws[0].inFeatures, ws[0].blocksize, nested ? null : ptrs((i) => asCuda(ws[i].absmax, "nf4 absmax").ptr),
+          nested ? ptrs((i) => asCuda(ws[i].absmax, "nf4 absmax").ptr) : null,
+          nested ? ptrs((i) => asCuda(ws[i].nested!.absmax).ptr) : null, nested ? ptrs((i) => asCuda(ws[i].nested!.code).ptr) : null,
+          Int32Array.from(ws.map((w) => w.nested?.blocksize ?? 0)), Float32Array.from(ws.map((w) => w.nested?.offset ?? 0)), cx.ptr,
+          ptrs((i) => biases[i]?.ptr ?? null), biasCode, ptrs((i) => (loras[i] ? asCuda(loras[i]!.a, "LoRA a").ptr : null)),
+          ptrs((i) => (loras[i] ? asCuda(loras[i]!.b, "LoRA b").ptr : null)), Float32Array.from(ws.map((_, i) => loras[i]?.scale ?? 0)),
+          Int32Array.from(ws.map((_, i) => loras[i]?.a.shape[0] ?? 0)), ptrs((i) => ys[i].ptr)),
+        "tsl_nf4_gemv_group",
+      );
+    } catch (e) {
+      for (const y of ys) be.free(y);
+      throw e;
+    }
+    return ys;
   });
 }
 

@@ -5,6 +5,7 @@ import type { FrozenLinear, LoraAdapter, LoraGrads, Nf4Weight, Tensor } from "..
 import type { CudaBackend } from "./backend.js";
 import { gemvApplies, nf4Gemv } from "./decode-ops.js";
 import { check } from "./native.js";
+import { nf4GemmSmall, smallBatchApplies } from "./nf4-small-batch.js";
 import { withDtype } from "./ops.js";
 import { asCuda, CudaTensor, lastDim, rowsOf } from "./tensor.js";
 
@@ -54,6 +55,8 @@ export class LinearOps {
     const T = rowsOf(x);
     // Batch-1 decode reads the 4-bit codes once instead of dequantizing W (decode-ops.ts).
     if (base.weight.kind === "nf4" && gemvApplies(base.weight, T)) return nf4Gemv(this.be, x, base.weight, base.bias, lora);
+    // Batched decode (2..16 rows) reads them once on tensor cores (nf4-small-batch.ts).
+    if (base.weight.kind === "nf4" && smallBatchApplies(base.weight, x, T)) return nf4GemmSmall(this.be, x, T, base.weight, base.bias, lora);
     const w = this.denseWeight(base);
     const bias = base.bias ? asCuda(base.bias, "bias") : null;
     const { a, b, r } = adapter(lora);

@@ -1,0 +1,333 @@
+// The NF4 matrix-vector product's kernels (sm_80 and up): the replicated pair table, the 8-weight
+// dot product, the kernel for one matrix (nf4_gemv.cu's header describes it) and the kernel for a
+// group of matrices sharing x. Included by nf4_gemv.cu, and by kernels-cuda/dev/nf4_gemv_bench.cu
+// (through nf4_gemv_variants_ring.cuh and nf4_gemv_ring.cuh), which times these kernels as shipped.
+#pragma once
+#include "common.cuh"
+#include "nf4_code.cuh"
+
+namespace tsl {
+namespace {
+
+constexpr int kTableBytes = 256 * 256;  // 256 entries, one 256-byte row each (32 lanes x 4 bytes used)
+
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// Entry v (a code byte: even weight in the high nibble) holds bf16(code[v >> 4]) in its low half,
+// where x's even element sits, and bf16(code[v & 15]) in its high half; lane l's copy at byte
+// v·256 + 4l. Codes held in bf16: one extra rounding of 2^-9 relative against bf16(code · absmax).
+// Filled by threads [0, threads) of the block.
+__device__ __forceinline__ void fill_pair_table(char* table, int threads) {
+  for (int i = threadIdx.x; i < 256 * 8; i += threads) {  // (entry, 16-byte group of 4 lanes)
+    const int v = i >> 3;
+    const uint32_t p = (uint32_t)__bfloat16_as_ushort(__float2bfloat16(kNf4Code[v >> 4])) |
+                       ((uint32_t)__bfloat16_as_ushort(__float2bfloat16(kNf4Code[v & 15])) << 16);
+    *reinterpret_cast<uint4*>(table + v * 256 + (i & 7) * 16) = make_uint4(p, p, p, p);
+  }
+}
+
+// Σ over the 8 weights of one code word against 8 bf16 of x: 4 lookups (the offset is one PRMT:
+// bytes 4·lane, code byte j, 0, 0), 4 HFMA2 accumulating 4 deep in bf16x2, then the halves in f32.
+__device__ __forceinline__ float dot8_pairs(uint32_t w, const uint4 xv, const char* table, uint32_t lane4) {
+  const uint32_t xw[4] = {xv.x, xv.y, xv.z, xv.w};
+  __nv_bfloat162 acc;
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    const uint32_t p = *reinterpret_cast<const uint32_t*>(table + prmt(w, lane4, 0x5504u + 0x10u * j));
+    const __nv_bfloat162 pb = *reinterpret_cast<const __nv_bfloat162*>(&p);
+    const __nv_bfloat162 xb = *reinterpret_cast<const __nv_bfloat162*>(&xw[j]);
+    acc = j == 0 ? __hmul2(pb, xb) : __hfma2(pb, xb, acc);
+  }
+  const uint32_t bits = *reinterpret_cast<const uint32_t*>(&acc);
+  return __uint_as_float(bits << 16) + __uint_as_float(bits & 0xffff0000u);
+}
+
+constexpr int kMaxGroup = 3;  // q, k, v
+
+struct Nf4GemvMatrix {
+  const uint32_t* packed;  // [out_f, in_f / 8] code words
+  Nf4Absmax scales;
+  int log2_nested_blocksize;
+  int64_t first_row;  // in the group's row space; rows of later matrices follow
+  int64_t out_f;
+  const void* bias;  // [out_f] in the group's bias dtype, or null
+  const float* xa;   // x·aᵀ [r], or null
+  const float* lora_b;
+  float lora_scale;
+  int r;
+  __nv_bfloat16* y;
+};
+
+struct Nf4GemvGroup {  // matrices that share x (and so in_f) and the absmax blocksize
+  Nf4GemvMatrix m[kMaxGroup];
+  int count;
+  int64_t rows, in_f;
+  int log2_blocksize;
+  int bias_dtype;
+  const __nv_bfloat16* x;
+};
+
+// A field of matrix m of the group: picked by selects among constant
+// indices, never through an address computed at run time, so the kernel parameters stay
+// constant-bank operands. (A run-time index into a parameter, or a copy of a whole matrix, takes
+// the parameter's address: ptxas then loads the fields through a register (113 instead of 126
+// registers, 11% slower per layer in the bench, also with __grid_constant__).)
+#define TSL_PICK(G, I, FIELD) ((I) == 2 ? (G).m[2].FIELD : (I) == 1 ? (G).m[1].FIELD : (G).m[0].FIELD)
+
+__device__ __forceinline__ int matrix_of(const Nf4GemvGroup& g, int64_t row) {
+  return (g.count > 2 && row >= g.m[2].first_row) ? 2 : (g.count > 1 && row >= g.m[1].first_row) ? 1 : 0;
+}
+
+constexpr int kWarps = 8;  // per block of the portable kernel
+
+// ---- one matrix (the kernel nf4_gemv.cu's header describes) ----------------------------------
+struct GemvArgs {
+  const uint32_t* packed;
+  int64_t out_f, in_f;
+  int log2_blocksize, log2_nested_blocksize;
+  Nf4Absmax scales;
+  const __nv_bfloat16* x;
+  const void* bias;
+  int bias_dtype;
+  const float* xa;  // x·aᵀ, [r], or null
+  const float* lora_b;
+  float lora_scale;
+  int r;
+  __nv_bfloat16* y;
+};
+
+// One iteration of 32·kWords words for kRows rows; kFull: every word in range (no per-word checks).
+// 32·kWords words = 256·kWords weights must span at most 32 absmax blocks (one per lane), so
+// kWords = 8 needs blocksize >= 64 and kWords = 4 blocksize >= 32.
+template <int kRows, int kWords, bool kDoubleQuant, bool kFull>
+__device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t* const* rowp, const int64_t* e0, int base,
+                                               int words, const float* nested_code, const char* table, float* acc) {
+  const int lane = threadIdx.x & 31;
+  const uint4* x8 = reinterpret_cast<const uint4*>(a.x);
+  uint32_t cw[kRows][kWords];
+  uint4 xv[kWords];
+  const uint4* xp = x8 + base + lane;  // one address per row and x, the words at immediate offsets
+  const uint32_t* cp[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; r++) cp[r] = rowp[r] + base + lane;
+#pragma unroll
+  for (int u = 0; u < kWords; u++) {
+    const bool ok = kFull || base + lane + 32 * u < words;
+#pragma unroll
+    for (int r = 0; r < kRows; r++) cw[r][u] = ok ? __ldcs(cp[r] + 32 * u) : 0u;  // streamed once: do not keep in L2
+    xv[u] = __ldg(ok ? xp + 32 * u : x8);
+  }
+  const int end = kFull ? base + 32 * kWords : min(base + 32 * kWords, words);
+  float mine[kRows];
+  int t[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; r++) {
+    const int64_t start = e0[r] + (int64_t)base * 8;
+    const int64_t b = (start >> a.log2_blocksize) + lane;
+    mine[r] = 0.f;
+    if (b <= (e0[r] + (int64_t)end * 8 - 1) >> a.log2_blocksize) {
+      mine[r] = kDoubleQuant ? fmaf(nested_code[__ldg(a.scales.q + b)],
+                                    __ldg(a.scales.nested_absmax + (b >> a.log2_nested_blocksize)), a.scales.nested_offset)
+                             : __ldg(a.scales.f32 + b);
+    }
+    t[r] = (int)(start & ((1 << a.log2_blocksize) - 1)) + lane * 8;  // weight offset from the first block's start
+  }
+#pragma unroll
+  for (int u = 0; u < kWords; u++) {
+    const bool ok = kFull || base + lane + 32 * u < words;
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const float scale = __shfl_sync(0xffffffffu, mine[r], (t[r] + 256 * u) >> a.log2_blocksize);
+      acc[r] = fmaf(ok ? scale : 0.f, dot8_pairs(cw[r][u], xv[u], table, (uint32_t)lane * 4), acc[r]);
+    }
+  }
+}
+
+// An explicit minimum in __launch_bounds__ makes ptxas keep all kWords loads ahead of the math
+// (more registers, more bytes in flight); with the bare form it sinks them below earlier words'
+// math (bench: 2-30% slower per layer depending on the variant). 1 block for 1 row per warp (79-85
+// registers: 3 blocks fit anyway); 2 for 2 rows, whose grid-stride loop otherwise takes 142-147
+// registers (1 block of 8 warps per SM) where 2 blocks need at most 128 (sm_90: 123-126, no spills,
+// the 28 loads of an iteration still issued before its first table lookup).
+template <int kRows, int kWords, bool kDoubleQuant>
+__global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
+  extern __shared__ __align__(16) char table[];
+  __shared__ float nested_code[256];
+  fill_pair_table(table, blockDim.x);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Programmatic dependent launch: let the next such grid start its table fill, then wait for the
+  // previous grid (x, the absmax and the LoRA term may come from it) before any global read.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  if (kDoubleQuant) nested_code[threadIdx.x] = a.scales.nested_code[threadIdx.x];
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int words = (int)(a.in_f >> 3);
+  // The grid is capped at the blocks that fit at once (launch_gemv): each block filled its table
+  // once above and now takes groups of kWarps·kRows rows, grid-strided.
+  const int64_t groups = (a.out_f + kWarps * kRows - 1) / (kWarps * kRows);
+  for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
+    const int64_t row0 = (g * kWarps + (threadIdx.x >> 5)) * kRows;
+    if (row0 >= a.out_f) break;  // warp-uniform, and later groups only lie further on
+    const uint32_t* rowp[kRows];
+    int64_t e0[kRows];  // element index of each row's first weight
+    float acc[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const int64_t row = min(row0 + r, a.out_f - 1);  // a missing last row recomputes the one before
+      rowp[r] = a.packed + row * words;
+      e0[r] = row * a.in_f;
+      acc[r] = 0.f;
+    }
+    int base = 0;
+    for (; base + 32 * kWords <= words; base += 32 * kWords)
+      gemv_iteration<kRows, kWords, kDoubleQuant, true>(a, rowp, e0, base, words, nested_code, table, acc);
+    if (base < words) gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, base, words, nested_code, table, acc);
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      float v = warp_sum(acc[r]);
+      const int64_t row = row0 + r;
+      if (lane == 0 && row < a.out_f) {
+        if (a.bias) v += load_as_float(a.bias, a.bias_dtype, row);
+        if (a.xa) {
+          float l = 0.f;
+          for (int j = 0; j < a.r; j++) l += a.xa[j] * a.lora_b[row * a.r + j];
+          v += a.lora_scale * l;
+        }
+        a.y[row] = __float2bfloat16(v);
+      }
+    }
+  }
+}
+
+// ---- several matrices sharing x (tsl_nf4_gemv_group) ------------------------------------------
+// The kernel above over the rows of up to kMaxGroup matrices laid end to end: each row takes its
+// weights, absmax and epilogue from its own matrix (m[r]), picked by TSL_PICK. One iteration as
+// gemv_iteration.
+template <int kRows, int kWords, bool kDoubleQuant, bool kGroup, bool kFull>
+__device__ __forceinline__ void group_iteration(const Nf4GemvGroup& g, const uint32_t* const* rowp, const int64_t* e0,
+                                               const int* m, int base, int words, const float* nested_code,
+                                               const char* table, float* acc) {
+  const int lane = threadIdx.x & 31;
+  const uint4* x8 = reinterpret_cast<const uint4*>(g.x);
+  uint32_t cw[kRows][kWords];
+  uint4 xv[kWords];
+  const uint4* xp = x8 + base + lane;  // one address per row and x, the words at immediate offsets
+  const uint32_t* cp[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; r++) cp[r] = rowp[r] + base + lane;
+#pragma unroll
+  for (int u = 0; u < kWords; u++) {
+    const bool ok = kFull || base + lane + 32 * u < words;
+#pragma unroll
+    for (int r = 0; r < kRows; r++) cw[r][u] = ok ? __ldcs(cp[r] + 32 * u) : 0u;  // streamed once: do not keep in L2
+    xv[u] = __ldg(ok ? xp + 32 * u : x8);
+  }
+  const int end = kFull ? base + 32 * kWords : min(base + 32 * kWords, words);
+  float mine[kRows];
+  int t[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; r++) {
+    const int mr = kGroup ? m[r] : 0;
+    const int64_t start = e0[r] + (int64_t)base * 8;
+    const int64_t b = (start >> g.log2_blocksize) + lane;
+    mine[r] = 0.f;
+    if (b <= (e0[r] + (int64_t)end * 8 - 1) >> g.log2_blocksize) {
+      mine[r] = kDoubleQuant ? fmaf(nested_code[mr * 256 + __ldg(TSL_PICK(g, mr, scales.q) + b)],
+                                    __ldg(TSL_PICK(g, mr, scales.nested_absmax) + (b >> TSL_PICK(g, mr, log2_nested_blocksize))),
+                                    TSL_PICK(g, mr, scales.nested_offset))
+                             : __ldg(TSL_PICK(g, mr, scales.f32) + b);
+    }
+    t[r] = (int)(start & ((1 << g.log2_blocksize) - 1)) + lane * 8;  // weight offset from the first block's start
+  }
+#pragma unroll
+  for (int u = 0; u < kWords; u++) {
+    const bool ok = kFull || base + lane + 32 * u < words;
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const float scale = __shfl_sync(0xffffffffu, mine[r], (t[r] + 256 * u) >> g.log2_blocksize);
+      acc[r] = fmaf(ok ? scale : 0.f, dot8_pairs(cw[r][u], xv[u], table, (uint32_t)lane * 4), acc[r]);
+    }
+  }
+}
+
+// y = W x (+ bias) (+ LoRA) for row i of matrix m, finished: lane 0 writes it.
+__device__ __forceinline__ void finish_row(const Nf4GemvGroup& g, int m, int64_t i, float v) {
+  const void* bias = TSL_PICK(g, m, bias);
+  const float* xa = TSL_PICK(g, m, xa);
+  if (bias) v += load_as_float(bias, g.bias_dtype, i);
+  if (xa) {
+    const float* lb = TSL_PICK(g, m, lora_b);
+    const int r = TSL_PICK(g, m, r);
+    float l = 0.f;
+    for (int j = 0; j < r; j++) l += xa[j] * lb[i * r + j];
+    v += TSL_PICK(g, m, lora_scale) * l;
+  }
+  TSL_PICK(g, m, y)[i] = __float2bfloat16(v);
+}
+
+// Launch bounds as nf4_gemv_kernel's (sm_90: 124-127 registers for 2 rows, 88 for 1). kGroup:
+// the rows run over g.count matrices (a warp's two rows may lie in two of them); the library
+// launches only that form. Without it only g.m[0] is read: the single-matrix loop over this
+// parameter layout, kept for kernels-cuda/dev/nf4_gemv_bench.cu (variant src_group1).
+template <int kRows, int kWords, bool kDoubleQuant, bool kGroup>
+__global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_group_kernel(const Nf4GemvGroup g) {
+  extern __shared__ __align__(16) char table[];
+  __shared__ float nested_code[kGroup ? kMaxGroup * 256 : 256];
+  fill_pair_table(table, blockDim.x);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Programmatic dependent launch: let the next such grid start its table fill, then wait for the
+  // previous grid (x, the absmax and the LoRA term may come from it) before any global read.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  if (kDoubleQuant)
+    for (int i = threadIdx.x; i < (kGroup ? g.count : 1) * 256; i += blockDim.x)
+      nested_code[i] = TSL_PICK(g, kGroup ? i >> 8 : 0, scales.nested_code)[i & 255];
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int words = (int)(g.in_f >> 3);
+  // The grid is capped at the blocks that fit at once (launch_gemv): each block filled its table
+  // once above and now takes groups of kWarps·kRows rows, grid-strided.
+  const int64_t groups = (g.rows + kWarps * kRows - 1) / (kWarps * kRows);
+  for (int64_t gi = blockIdx.x; gi < groups; gi += gridDim.x) {
+    const int64_t row0 = (gi * kWarps + (threadIdx.x >> 5)) * kRows;
+    if (row0 >= g.rows) break;  // warp-uniform, and later groups only lie further on
+    const uint32_t* rowp[kRows];
+    int64_t e0[kRows];  // element index of each row's first weight in its matrix
+    int m[kRows];
+    float acc[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const int64_t row = min(row0 + r, g.rows - 1);  // a missing last row recomputes the one before
+      m[r] = kGroup ? matrix_of(g, row) : 0;
+      const int64_t i = row - (kGroup ? TSL_PICK(g, m[r], first_row) : 0);
+      rowp[r] = TSL_PICK(g, m[r], packed) + i * words;
+      e0[r] = i * g.in_f;
+      acc[r] = 0.f;
+    }
+    int base = 0;
+    for (; base + 32 * kWords <= words; base += 32 * kWords)
+      group_iteration<kRows, kWords, kDoubleQuant, kGroup, true>(g, rowp, e0, m, base, words, nested_code, table, acc);
+    if (base < words)
+      group_iteration<kRows, kWords, kDoubleQuant, kGroup, false>(g, rowp, e0, m, base, words, nested_code, table, acc);
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const float v = warp_sum(acc[r]);
+      const int64_t row = row0 + r;
+      if (lane == 0 && row < g.rows) {
+        finish_row(g, m[r], row - (kGroup ? TSL_PICK(g, m[r], first_row) : 0), v);
+      }
+    }
+  }
+}
+
+#undef TSL_PICK
+
+}  // namespace
+}  // namespace tsl
