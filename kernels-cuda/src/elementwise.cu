@@ -21,6 +21,29 @@ __global__ void axpy_kernel(void* dst, int dd, const void* src, int sd, float al
     store_from_float(dst, dd, i, load_as_float(dst, dd, i) + alpha * load_as_float(src, sd, i));
 }
 
+// bf16 on both sides with 16-byte aligned pointers (every activation the graph adds): 8 values per
+// 16-byte access. The scalar kernels above move 2 bytes per access and reached ~40% of copy bandwidth
+// on 8192 x 4096 residual adds (0.12 ms per call, H200); the math is the same per element, so the
+// results are bit-identical. Elements past the last full 8 go through the scalar kernels.
+__device__ __forceinline__ uint4 add8(uint4 a, uint4 b, float alpha) {
+  const __nv_bfloat162* pa = reinterpret_cast<const __nv_bfloat162*>(&a);
+  const __nv_bfloat162* pb = reinterpret_cast<const __nv_bfloat162*>(&b);
+  __align__(16) __nv_bfloat162 r[4];
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    const float2 x = __bfloat1622float2(pa[k]), y = __bfloat1622float2(pb[k]);
+    r[k] = __floats2bfloat162_rn(x.x + alpha * y.x, x.y + alpha * y.y);
+  }
+  return *reinterpret_cast<uint4*>(r);
+}
+
+__global__ void axpy_bf16x8(const uint4* a, const uint4* __restrict__ b, uint4* dst, float alpha, uint64_t n8) {  // a may be dst (axpy)
+  for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n8; i += (uint64_t)gridDim.x * blockDim.x)
+    dst[i] = add8(a[i], b[i], alpha);
+}
+
+bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
+
 __global__ void scale_kernel(void* x, int dt, float s, uint64_t n) {
   for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n; i += (uint64_t)gridDim.x * blockDim.x)
     store_from_float(x, dt, i, load_as_float(x, dt, i) * s);
@@ -59,8 +82,20 @@ tsl_status tsl_add(const void* d_a, const void* d_b, void* d_dst, int32_t dtype,
   TSL_TRY(ensure_init("tsl_add"));
   TSL_REQUIRE("tsl_add", is_float_dtype(dtype), "dtype must be f32/bf16/f16, got %d", dtype);
   if (n == 0) return TSL_OK;
-  add_kernel<<<blocks_for(n, kThreads), kThreads, 0, compute_stream()>>>(d_a, d_b, d_dst, dtype, n);
-  TSL_CHECK_LAUNCH("tsl_add");
+  uint64_t done = 0;
+  if (dtype == TSL_BF16 && aligned16(d_a) && aligned16(d_b) && aligned16(d_dst) && n >= 8) {
+    const uint64_t n8 = n / 8;
+    axpy_bf16x8<<<blocks_for(n8, kThreads), kThreads, 0, compute_stream()>>>(
+        static_cast<const uint4*>(d_a), static_cast<const uint4*>(d_b), static_cast<uint4*>(d_dst), 1.f, n8);
+    TSL_CHECK_LAUNCH("tsl_add");
+    done = n8 * 8;
+  }
+  if (done < n) {
+    const uint64_t off = done * dtype_bytes(dtype);
+    add_kernel<<<blocks_for(n - done, kThreads), kThreads, 0, compute_stream()>>>(
+        static_cast<const char*>(d_a) + off, static_cast<const char*>(d_b) + off, static_cast<char*>(d_dst) + off, dtype, n - done);
+    TSL_CHECK_LAUNCH("tsl_add");
+  }
   return TSL_OK;
 }
 
@@ -68,8 +103,20 @@ tsl_status tsl_axpy(void* d_dst, int32_t dst_dtype, const void* d_src, int32_t s
   TSL_TRY(ensure_init("tsl_axpy"));
   TSL_REQUIRE("tsl_axpy", is_float_dtype(src_dtype) && is_float_dtype(dst_dtype), "dtypes must be f32/bf16/f16");
   if (n == 0) return TSL_OK;
-  axpy_kernel<<<blocks_for(n, kThreads), kThreads, 0, compute_stream()>>>(d_dst, dst_dtype, d_src, src_dtype, alpha, n);
-  TSL_CHECK_LAUNCH("tsl_axpy");
+  uint64_t done = 0;
+  if (dst_dtype == TSL_BF16 && src_dtype == TSL_BF16 && aligned16(d_dst) && aligned16(d_src) && n >= 8) {
+    const uint64_t n8 = n / 8;
+    axpy_bf16x8<<<blocks_for(n8, kThreads), kThreads, 0, compute_stream()>>>(
+        static_cast<const uint4*>(d_dst), static_cast<const uint4*>(d_src), static_cast<uint4*>(d_dst), alpha, n8);
+    TSL_CHECK_LAUNCH("tsl_axpy");
+    done = n8 * 8;
+  }
+  if (done < n) {
+    axpy_kernel<<<blocks_for(n - done, kThreads), kThreads, 0, compute_stream()>>>(
+        static_cast<char*>(d_dst) + done * dtype_bytes(dst_dtype), dst_dtype, static_cast<const char*>(d_src) + done * dtype_bytes(src_dtype),
+        src_dtype, alpha, n - done);
+    TSL_CHECK_LAUNCH("tsl_axpy");
+  }
   return TSL_OK;
 }
 
