@@ -42,34 +42,11 @@
 
 #include <algorithm>
 
+#include "dependent_launch.cuh"
 #include "nf4_gemm_small_kernels.cuh"
 
 namespace tsl {
 namespace {
-
-struct KernelSetup {
-  cudaError_t error;
-  int blocks_per_sm;
-  bool dependent_launch;  // the code that runs was built for sm_90+ (holds griddepcontrol.wait)
-};
-
-template <typename Kernel>
-KernelSetup setup_kernel(Kernel kernel, int threads, int smem) {
-  KernelSetup s{cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), 0, false};
-  if (s.error == cudaSuccess) s.error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&s.blocks_per_sm, kernel, threads, smem);
-  cudaFuncAttributes fa;
-  if (s.error == cudaSuccess) s.error = cudaFuncGetAttributes(&fa, kernel);
-  s.dependent_launch = s.error == cudaSuccess && fa.binaryVersion >= 90;
-  return s;
-}
-
-cudaError_t launch_with(const void* kernel, void** params, dim3 grid, int threads, int smem, bool dependent, cudaStream_t st) {
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t cfg = {grid, dim3(threads), (size_t)smem, st, attr, dependent ? 1u : 0u};
-  return cudaLaunchKernelExC(&cfg, kernel, params);
-}
 
 constexpr int smem_bytes(int nt, bool dq) {
   return kTableBytes + kStages * 8 * nt * kStageK * 2 + kStages * kScaleEntries * 4 * (dq ? 2 : 1);
@@ -98,7 +75,7 @@ const KernelSetup& gemm_setup() {
 template <int kNT, bool kDQ>
 cudaError_t launch_gemm(SmallArgs& args, int splits, cudaStream_t st) {
   void* params[] = {&args};
-  return launch_with((const void*)nf4_gemm_small_kernel<kNT, kDQ>, params,
+  return launch_dependent((const void*)nf4_gemm_small_kernel<kNT, kDQ>, params,
                      dim3((unsigned)((args.out_f + kRows - 1) / kRows), (unsigned)splits), kThreads, smem_bytes(kNT, kDQ),
                      gemm_setup<kNT, kDQ>().dependent_launch, st);
 }
@@ -194,7 +171,7 @@ extern "C" tsl_status tsl_nf4_gemm_small(const uint8_t* d_packed, int64_t out_f,
     static const KernelSetup finish = setup_kernel(nf4_gemm_small_finish, 256, 0);
     if (finish.error != cudaSuccess) return cuda_fail(op, finish.error);
     void* params[] = {&args};
-    e = launch_with((const void*)nf4_gemm_small_finish, params, dim3(blocks_for((uint64_t)T * out_f, 256, 4096)), 256, 0,
+    e = launch_dependent((const void*)nf4_gemm_small_finish, params, dim3(blocks_for((uint64_t)T * out_f, 256, 4096)), 256, 0,
                     finish.dependent_launch, st);
     if (e != cudaSuccess) return cuda_fail(op, e);
   }

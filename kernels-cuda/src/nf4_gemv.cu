@@ -53,6 +53,7 @@
 // issue, bounds it. Streaming the weights into shared memory with Hopper bulk copies (one producer
 // warp, a 128 KB ring per SM; kernels-cuda/dev/nf4_gemv_ring.cuh) reached only 77% loads-only and
 // 41-52% with the math on an H100, and L2 bulk prefetches ahead of the loads made every shape slower.
+#include "dependent_launch.cuh"
 #include "nf4_gemv_kernels.cuh"
 
 namespace tsl {
@@ -70,41 +71,11 @@ __global__ void lora_down_kernel(const __nv_bfloat16* __restrict__ x, const floa
 
 bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
-// Once per instantiation: the dynamic shared memory opted in, the blocks of it that fit on an SM
-// at once (registers and shared memory; the one GPU a process drives), and whether the code that
-// runs was built for sm_90+ (so it holds the griddepcontrol.wait; PTX of an older target
-// JIT-compiled on a newer GPU does not, and must not get the programmatic-dependent-launch attribute).
-struct KernelSetup {
-  cudaError_t error;
-  int blocks_per_sm;
-  bool dependent_launch;
-};
-
-template <typename Kernel>
-KernelSetup setup_kernel(Kernel kernel, int threads, int smem) {
-  KernelSetup s{cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), 0, false};
-  if (s.error == cudaSuccess) s.error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&s.blocks_per_sm, kernel, threads, smem);
-  cudaFuncAttributes fa;
-  if (s.error == cudaSuccess) s.error = cudaFuncGetAttributes(&fa, kernel);
-  s.dependent_launch = s.error == cudaSuccess && fa.binaryVersion >= 90;
-  return s;
-}
-
 template <typename Args>
 cudaError_t launch_with(const void* kernel, const Args& args, unsigned grid, int threads, int smem, bool dependent,
                         cudaStream_t st) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(grid);
-  cfg.blockDim = dim3(threads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = st;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = dependent ? 1 : 0;
   void* params[] = {const_cast<Args*>(&args)};
-  return cudaLaunchKernelExC(&cfg, kernel, params);
+  return launch_dependent(kernel, params, dim3(grid), threads, smem, dependent, st);
 }
 
 // Grid: at most the resident blocks (blocks_per_sm x SMs), evened so that every block takes the

@@ -55,7 +55,7 @@ describe("the engine's allocation plan", () => {
     assert.equal(formula(true) - formula(false), 32 * attention);
   });
 
-  it("keeps attention outputs only while they and the layer inputs take at most half the host RAM available", () => {
+  it("keeps attention outputs from 8 MiB of layer input up, while they and the inputs take at most half the host RAM available", () => {
     const shape = { numLayers: 32, hiddenSize: 4096, numHeads: 32, headDim: 128 };
     const perToken = 32 * (4096 * 2 + 32 * (128 * 2 + 4));
     const saved = process.env.TSLOTH_KEEP_ATTENTION;
@@ -63,6 +63,9 @@ describe("the engine's allocation plan", () => {
     try {
       assert.equal(keepAttentionFits(shape, 8192, 2, 2 * perToken * 8192), true);
       assert.equal(keepAttentionFits(shape, 8192, 2, 2 * perToken * 8192 - 1), false);
+      // Below 8 MiB of layer input (1024 tokens of 4096 bf16) nothing is kept, whatever the host has.
+      assert.equal(keepAttentionFits(shape, 1024, 2, 1e15), true);
+      assert.equal(keepAttentionFits(shape, 1023, 2, 1e15), false);
       process.env.TSLOTH_KEEP_ATTENTION = "0";
       assert.equal(keepAttentionFits(shape, 1, 2, 1e15), false);
       process.env.TSLOTH_KEEP_ATTENTION = "1";
