@@ -158,13 +158,15 @@ __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kern
   extern __shared__ __align__(16) char table[];
   __shared__ float nested_code[256];
   fill_pair_table(table, blockDim.x);
+  // The nested absmax code is part of the frozen weights, which no kernel writes after loading (and
+  // the kernels that load them are not launched early), so it is read before waiting.
+  if (kDoubleQuant) nested_code[threadIdx.x] = a.scales.nested_code[threadIdx.x];
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Programmatic dependent launch: let the next such grid start its table fill, then wait for the
-  // previous grid (x, the absmax and the LoRA term may come from it) before any global read.
+  // previous grid (x and the LoRA term come from it) before reading anything a kernel writes.
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-  if (kDoubleQuant) nested_code[threadIdx.x] = a.scales.nested_code[threadIdx.x];
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int words = (int)(a.in_f >> 3);
@@ -282,15 +284,14 @@ __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_grou
   extern __shared__ __align__(16) char table[];
   __shared__ float nested_code[kGroup ? kMaxGroup * 256 : 256];
   fill_pair_table(table, blockDim.x);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // Programmatic dependent launch: let the next such grid start its table fill, then wait for the
-  // previous grid (x, the absmax and the LoRA term may come from it) before any global read.
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
+  // As in nf4_gemv_kernel: the nested absmax codes are frozen weights, read before waiting.
   if (kDoubleQuant)
     for (int i = threadIdx.x; i < (kGroup ? g.count : 1) * 256; i += blockDim.x)
       nested_code[i] = TSL_PICK(g, kGroup ? i >> 8 : 0, scales.nested_code)[i & 255];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int words = (int)(g.in_f >> 3);
