@@ -213,7 +213,6 @@ tsl_status tsl_adamw(float* const* d_params, const float* const* d_grads, float*
                      const uint64_t* sizes, int32_t count, float lr, float beta1, float beta2, float eps,
                      float weight_decay, int32_t step);
 
-
 /* ---- generation: KV cache and decode (lib/infer) ------------------------------------------ */
 /* KV storage is bf16 rows of width = Hkv*D, grouped in blocks of block_size positions. A layer's
  * storage is a list of up to TSL_MAX_KV_SEGMENTS segments (host arrays of device pointers
@@ -233,6 +232,9 @@ tsl_status tsl_paged_attention(const void* d_q, const uint64_t* h_k_segs, const 
                                const int32_t* d_block_tables, int32_t max_blocks, const int32_t* d_cu_q,
                                const int32_t* d_context_lens, int32_t B, int64_t T, int32_t max_context_len, int32_t Hq,
                                int32_t Hkv, int32_t D, float scale, void* d_o);
+/* out[r] = the index of row r's largest element (x [rows, cols], any float dtype; ties: the lowest
+ * index; NaN never wins, a row of NaN gives 0): greedy decoding's pick, on the device. */
+tsl_status tsl_argmax_rows(const void* d_x, int32_t dtype, int64_t rows, int64_t cols, int32_t* d_out);
 /* Batch-1 decode matrix-vector product with a 4-bit NF4 weight W [out_f, in_f] (bitsandbytes layout,
  * absmax f32 or double-quantized as in tsl_nf4_dequantize), reading the packed weights once:
  *   y[o] = Σ_i W[o,i] x[i] (+ bias[o]) (+ scale · Σ_j (x·aᵀ)[j] b[o,j]).

@@ -236,8 +236,26 @@ def check_adamw(rep):
         rep.check(f"adamw 3 steps, update of tensor {i}", p - s0, (r.detach() - s0).double(), 1e-4)
 
 
+def check_argmax(rep):
+    """tsl_argmax_rows against torch.argmax (the first index of the maximum), with planted ties and NaN."""
+    for rows, cols, dt, tdt in ((8, 128256, F32, torch.float32), (3, 1000, BF16, torch.bfloat16), (1, 7, F32, torch.float32)):
+        x = torch.randn(rows, cols, device="cuda").to(tdt)
+        if cols > 10:
+            x[0, cols // 3] = x[0, cols - 5] = x[0].max() + 1  # a tie: the lower index wins
+            x[1 % rows, 2] = float("nan")  # NaN never wins
+        out = torch.full((rows,), -1, device="cuda", dtype=torch.int32)
+        call("tsl_argmax_rows", ptr(x), ctypes.c_int32(dt), i64(rows), i64(cols), ptr(out))
+        ref = torch.nan_to_num(x.float(), nan=-float("inf")).argmax(dim=1).int()
+        rep.expect(f"argmax rows={rows} cols={cols} {'f32' if dt == F32 else 'bf16'}", torch.equal(out, ref), f"{out.tolist()[:4]} vs {ref.tolist()[:4]}")
+    nan_row = torch.full((1, 50), float("nan"), device="cuda")
+    out = torch.full((1,), -1, device="cuda", dtype=torch.int32)
+    call("tsl_argmax_rows", ptr(nan_row), F32, i64(1), i64(50), ptr(out))
+    rep.expect("argmax of a row of NaN is 0", out.item() == 0)
+
+
 def body(rep):
     check_elementwise(rep)
+    check_argmax(rep)
     check_nf4(rep)
     check_embedding(rep)
     check_rmsnorm(rep)

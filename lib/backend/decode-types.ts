@@ -52,6 +52,12 @@ export interface DecodeBackend extends Backend {
   linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[];
   /** Device bytes free for new allocations (the KV pool is sized from this); Infinity when unbounded. */
   freeDeviceBytes(): number;
+  /**
+   * Greedy decoding's pick: i32 [rows], the index of each row's largest element of x [rows, cols]
+   * (ties: the lowest index; NaN never wins, a row of NaN gives 0), so a greedy step downloads token
+   * ids instead of logits.
+   */
+  argmaxRows(x: Tensor): Tensor;
   /** Overwrites a tensor's contents from the host, in its dtype (the inputs a recorded step reads). */
   uploadInto(dst: Tensor, data: HostArray): void;
   /**
@@ -79,7 +85,7 @@ export function asDecodeBackend(be: Backend): DecodeBackend {
   const d = be as Partial<DecodeBackend>;
   if (typeof d.kvCacheWrite !== "function" || typeof d.pagedAttention !== "function" || typeof d.freeDeviceBytes !== "function"
     || typeof d.linearGroup !== "function"
-    || typeof d.uploadInto !== "function" || typeof d.recordStep !== "function")
+    || typeof d.uploadInto !== "function" || typeof d.recordStep !== "function" || typeof d.argmaxRows !== "function")
     throw new Error(`tsloth: the ${be.name} backend has no KV-cache ops (kvCacheWrite, pagedAttention); generate on the cpu or cuda backend`);
   return d as DecodeBackend;
 }

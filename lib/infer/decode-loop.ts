@@ -3,7 +3,7 @@
 // Sequences are admitted while the cache can hold their whole budget (prompt + max new tokens), so
 // a running sequence never waits for a block; finished ones give their blocks back to later ones.
 import { asDecodeBackend, type DecodeBackend } from "../backend/types.js";
-import { cachedStepLogits, type CachedStep } from "../model/cached-forward.js";
+import { cachedStepGreedyIds, cachedStepLogits, type CachedStep } from "../model/cached-forward.js";
 import type { LlamaModel } from "../model/llama.js";
 import { ContiguousKvCache } from "./contiguous-kv-cache.js";
 import { KV_BLOCK_SIZE, type KvCache } from "./kv-cache.js";
@@ -40,7 +40,7 @@ export interface StepGraphStats {
   recordings: number;
   /** Why steps stopped being recorded, or null. */
   unavailable: string | null;
-  /** Wall time of the replays including the logits download that waits for each. */
+  /** Wall time of the replays including the download of each output (logits or ids), which waits for it. */
   replaySeconds: number;
 }
 
@@ -57,9 +57,12 @@ interface Running {
 
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
-/** Runs one cached step over `seqs` and returns each one's logits row (decode steps through `graphs` when given). */
+/**
+ * Runs one cached step over `seqs` (decode steps through `graphs` when given) and returns each one's
+ * next token: picked on the device when `onDevice` (plain greedy), else `choose(i, logitsRow)`.
+ */
 function step(model: LlamaModel, be: DecodeBackend, cache: KvCache, seqs: number[], newTokens: number[][], fresh: boolean,
-  graphs: DecodeStepGraphs | null): Float32Array[] {
+  graphs: DecodeStepGraphs | null, onDevice: boolean, choose: (i: number, logits: Float32Array) => number): number[] {
   const ids: number[] = [], positions: number[] = [], slots: number[] = [], cu = [0];
   seqs.forEach((s, i) => {
     const start = cache.length(s);
@@ -75,9 +78,11 @@ function step(model: LlamaModel, be: DecodeBackend, cache: KvCache, seqs: number
     attention: fresh ? "fresh" : "cache",
   };
   const segments = (l: number) => cache.segments(l);
-  const logits = graphs && !fresh ? graphs.logits(s, segments) : cachedStepLogits(model, be, segments, s);
+  const replay = graphs !== null && !fresh;
+  if (onDevice) return Array.from(replay ? graphs.greedyIds(s, segments) : cachedStepGreedyIds(model, be, segments, s));
+  const logits = replay ? graphs.logits(s, segments) : cachedStepLogits(model, be, segments, s);
   const V = model.config.vocabSize;
-  return seqs.map((_, i) => logits.subarray(i * V, (i + 1) * V));
+  return seqs.map((_, i) => choose(i, logits.subarray(i * V, (i + 1) * V)));
 }
 
 async function runOnCache(model: LlamaModel, be: DecodeBackend, cache: KvCache, prompts: readonly number[][], order: number[],
@@ -110,6 +115,8 @@ async function decodeAll(model: LlamaModel, be: DecodeBackend, cache: KvCache, p
     o.onLogits?.(r.index, logits);
     return o.sampler.pick(logits, r.seen);
   };
+  // Plain greedy with nobody asking for the logits: the pick happens on the device.
+  const onDevice = o.sampler.argmaxOnly === true && o.onLogits === undefined;
   const accept = (r: Running, id: number): boolean => {
     r.out.push(id);
     r.seen.push(id);
@@ -130,11 +137,13 @@ async function decodeAll(model: LlamaModel, be: DecodeBackend, cache: KvCache, p
       admitted.push({ index, seen: [...prompts[index]], out: [] });
     }
     if (admitted.length > 0) {
-      const rows = step(model, be, cache, admitted.map((r) => r.index), admitted.map((r) => prompts[r.index]), !o.prefillOverCache, graphs);
-      admitted.forEach((r, i) => { if (accept(r, choose(r, rows[i]))) running.push(r); });
+      const picks = step(model, be, cache, admitted.map((r) => r.index), admitted.map((r) => prompts[r.index]), !o.prefillOverCache, graphs,
+        onDevice, (i, row) => choose(admitted[i], row));
+      admitted.forEach((r, i) => { if (accept(r, picks[i])) running.push(r); });
     } else {
-      const rows = step(model, be, cache, running.map((r) => r.index), running.map((r) => [r.out[r.out.length - 1]]), false, graphs);
-      running = running.filter((r, i) => accept(r, choose(r, rows[i])));
+      const picks = step(model, be, cache, running.map((r) => r.index), running.map((r) => [r.out[r.out.length - 1]]), false, graphs,
+        onDevice, (i, row) => choose(running[i], row));
+      running = running.filter((r, i) => accept(r, picks[i]));
     }
     await nextTick();
   }

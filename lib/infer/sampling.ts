@@ -47,6 +47,8 @@ export function argmax(values: ArrayLike<number>): number {
 /** What the decoder asks for each new token: a choice from one row of logits and the ids seen so far. */
 export interface TokenPicker {
   pick(logitsRow: Float32Array, seen: readonly number[]): number;
+  /** True when pick is the plain argmax of the row: the decoder may then pick on the device. */
+  readonly argmaxOnly?: boolean;
 }
 
 export class Sampler implements TokenPicker {
@@ -59,11 +61,15 @@ export class Sampler implements TokenPicker {
     return this.options.temperature === 0;
   }
 
+  get argmaxOnly(): boolean {
+    return this.options.temperature === 0 && this.options.repetitionPenalty === 1;
+  }
+
   /** The next token given one row of logits and the ids seen so far (prompt and output). */
   pick(logitsRow: Float32Array, seen: readonly number[]): number {
     const { temperature, topK, topP, repetitionPenalty } = this.options;
     // Plain greedy needs no copy: a 128K-entry vocabulary would cost as much as the argmax.
-    if (temperature === 0 && repetitionPenalty === 1) return argmax(logitsRow);
+    if (this.argmaxOnly) return argmax(logitsRow);
     const logits = Float64Array.from(logitsRow);
     if (repetitionPenalty !== 1) {
       // CTRL's penalty as HF applies it: once per distinct seen token, dividing positive logits and

@@ -9,20 +9,23 @@
 // KV_CACHE_INCREMENT tokens). A step with a new shape first runs eagerly, so one-off shapes are not
 // recorded and every kernel has run once before a capture.
 import type { DecodeBackend, KvSegment, RecordedStep, Tensor } from "../backend/types.js";
-import { cachedStepLogits, freeStepTensors, stepLogitsTensor, type CachedStep, type StepTensors } from "../model/cached-forward.js";
+import {
+  cachedStepGreedyIds, cachedStepLogits, freeStepTensors, stepOutputTensor, type CachedStep, type StepTensors,
+} from "../model/cached-forward.js";
 import type { LlamaModel } from "../model/llama.js";
 
 interface Recording {
   key: string;
   inputs: StepTensors;
   step: RecordedStep;
-  logits: Tensor;
+  /** The logits, or the greedy ids (the key says which). */
+  output: Tensor;
 }
 
 export class DecodeStepGraphs {
   /** Steps served by a replay, recordings made, and why recording stopped (null while it works). */
   replays = 0;
-  /** Wall time of the replays and the logits downloads that wait for them (their GPU time, in effect). */
+  /** Wall time of the replays and the downloads of their outputs, which wait for them (their GPU time, in effect). */
   replaySeconds = 0;
   recordings = 0;
   unavailable: string | null = null;
@@ -36,27 +39,36 @@ export class DecodeStepGraphs {
 
   /** Logits [B · vocab] of a decode step (one new token per sequence), replayed where possible. */
   logits(step: CachedStep, segments: (layer: number) => readonly KvSegment[]): Float32Array {
+    return this.replayed(step, segments, false, (t) => this.be.download(t), () => cachedStepLogits(this.model, this.be, segments, step));
+  }
+
+  /** Greedy token ids [B] of a decode step, picked on the device, replayed where possible. */
+  greedyIds(step: CachedStep, segments: (layer: number) => readonly KvSegment[]): Int32Array {
+    return this.replayed(step, segments, true, (t) => this.be.downloadRaw(t) as Int32Array,
+      () => cachedStepGreedyIds(this.model, this.be, segments, step));
+  }
+
+  private replayed<T>(step: CachedStep, segments: (layer: number) => readonly KvSegment[], greedy: boolean, read: (t: Tensor) => T, eager: () => T): T {
     const B = step.cuQueryLens.length - 1;
-    const eager = () => cachedStepLogits(this.model, this.be, segments, step);
     if (this.unavailable || step.attention !== "cache" || step.ids.length !== B || step.maxBlocks > this.tableWidth) return eager();
-    const key = `${B}/${segments(0).length}/${step.blockSize}`;
+    const key = `${B}/${segments(0).length}/${step.blockSize}/${greedy ? "ids" : "logits"}`;
     if (this.current?.key !== key) {
       this.drop();
       if (this.lastEagerKey !== key) {
         this.lastEagerKey = key;
         return eager();
       }
-      const made = this.record(key, step, segments);
+      const made = this.record(key, step, segments, greedy);
       if (!made) return eager();
       this.current = made;
       this.recordings++;
     } else this.write(this.current.inputs, step);
     const t0 = performance.now();
     this.current.step.replay();
-    const logits = this.be.download(this.current.logits);
+    const out = read(this.current.output);
     this.replaySeconds += (performance.now() - t0) / 1000;
     this.replays++;
-    return logits;
+    return out;
   }
 
   /** Releases the recording and its inputs. */
@@ -64,17 +76,17 @@ export class DecodeStepGraphs {
     this.drop();
   }
 
-  private record(key: string, step: CachedStep, segments: (layer: number) => readonly KvSegment[]): Recording | null {
+  private record(key: string, step: CachedStep, segments: (layer: number) => readonly KvSegment[], greedy: boolean): Recording | null {
     const inputs = this.allocInputs(step);
     try {
       this.write(inputs, step);
-      const made = this.be.recordStep(() => stepLogitsTensor(this.model, this.be, segments, step, inputs));
+      const made = this.be.recordStep(() => stepOutputTensor(this.model, this.be, segments, step, inputs, greedy));
       if (!made) {
         this.unavailable = "the backend does not record steps";
         freeStepTensors(this.be, inputs);
         return null;
       }
-      return { key, inputs, step: made.step, logits: made.output };
+      return { key, inputs, step: made.step, output: made.output };
     } catch (e) {
       this.unavailable = `recording a decode step failed: ${(e as Error).message}`;
       freeStepTensors(this.be, inputs);
@@ -121,7 +133,7 @@ export class DecodeStepGraphs {
     const r = this.current;
     if (!r) return;
     this.current = null;
-    this.be.free(r.logits);
+    this.be.free(r.output);
     r.step.free();
     freeStepTensors(this.be, r.inputs);
   }

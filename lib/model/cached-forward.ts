@@ -158,6 +158,34 @@ export function stepLogitsTensor(
   }
 }
 
+/** The step's logits, or with `greedy` the i32 [B] index of each row's largest logit (picked on the device). */
+export function stepOutputTensor(
+  model: LlamaModel, be: DecodeBackend, segments: (layer: number) => readonly KvSegment[], step: CachedStep, t: StepTensors, greedy: boolean,
+): Tensor {
+  const logits = stepLogitsTensor(model, be, segments, step, t);
+  if (!greedy) return logits;
+  try {
+    return be.argmaxRows(logits);
+  } finally {
+    be.free(logits);
+  }
+}
+
+/** Greedy picks of one step: each sequence's next token id, chosen on the device (no logits download). */
+export function cachedStepGreedyIds(model: LlamaModel, be: DecodeBackend, segments: (layer: number) => readonly KvSegment[], step: CachedStep): Int32Array {
+  const t = uploadStepTensors(be, step);
+  try {
+    const ids = stepOutputTensor(model, be, segments, step, t, true);
+    try {
+      return be.downloadRaw(ids) as Int32Array;
+    } finally {
+      be.free(ids);
+    }
+  } finally {
+    freeStepTensors(be, t);
+  }
+}
+
 /**
  * Runs one step and returns the logits of each sequence's last new token, f32 [B, vocab] on the host.
  * `segments(layer)` gives the cache storage the step's slots and block tables refer to.

@@ -113,6 +113,11 @@ describe("generation: CUDA vs CPU on tsloth-tiny", { skip: avail.ok ? false : `n
       // which only reorders the attention's sums (bf16 output rounding).
       assert.ok(gap < 1e-2, `${layout}: replayed logits differ from eager ones by ${gap.toExponential(2)} of the range`);
       assert.ok(stats.length > 0 && stats.every((s) => s.unavailable === null && s.replays > 0), JSON.stringify(stats));
+      // Plain greedy without a logits hook picks on the device (argmaxRows): the same tokens as the
+      // host's argmax over the same GPU's downloaded logits.
+      const prompts = PROMPTS.map((p) => gpu.tokenizer.encode(p));
+      const onDevice = await decodeWithKvCache(gpu.engine, prompts, { maxNewTokens: N, eosTokenIds: [], layout, sampler: new Sampler(resolveSampling({})) });
+      assert.deepEqual(onDevice.map((r) => r.ids), (await run(gpu, layout)).ids, `${layout}: device picks`);
     }
   });
 

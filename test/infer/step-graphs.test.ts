@@ -1,7 +1,8 @@
 // Recorded decode steps (lib/infer/step-graphs.ts) on the CPU backend, whose recordStep is the spec
 // of a replay (run the step again on the inputs' current contents): greedy generation through
 // replays must equal eager generation exactly, new recordings must be made when the running set
-// shrinks or the contiguous cache grows, and nothing may stay allocated afterwards.
+// shrinks or the contiguous cache grows, nothing may stay allocated afterwards, and greedy picks
+// made on the device (argmaxRows) must equal the host's picks from the logits.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { loadModel4bit, memoryReport, type Model } from "../../lib/index.js";
@@ -39,6 +40,18 @@ describe("recorded decode steps (CPU spec)", () => {
     // N tokens = prefill + N − 1 decode steps: the first runs eagerly, the second is recorded.
     assert.deepEqual(replayed.stats.map(({ replays, recordings, unavailable }) => ({ replays, recordings, unavailable })),
       [{ replays: N - 2, recordings: 1, unavailable: null }]);
+  });
+
+  it("greedy picks made on the device equal those made on the host from the downloaded logits, replayed or not", async () => {
+    const N = 16;
+    const host = await decodeWithKvCache(model.engine, [ids[2]], {
+      maxNewTokens: N, eosTokenIds: [], sampler: new Sampler(resolveSampling({})), layout: "contiguous", stepGraphs: true,
+      onLogits: () => {},  // someone wants the logits: they are downloaded and picked on the host
+    });
+    for (const stepGraphs of [true, false]) {
+      const device = await decode([ids[2]], "contiguous", N, stepGraphs);
+      assert.deepEqual(device.ids, host.map((r) => r.ids), `step graphs ${stepGraphs}`);
+    }
   });
 
   it("the contiguous cache growing past prompt + 512 makes a new recording, tokens unchanged", async () => {

@@ -189,6 +189,19 @@ export class CpuBackend implements DecodeBackend, CpuAlloc {
   pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor {
     return pagedAttention(this, q, segments, view, cuQueryLens, shape);
   }
+  argmaxRows(x: Tensor): Tensor {
+    const rows = x.shape.length <= 1 ? 1 : x.shape.slice(0, -1).reduce((a, b) => a * b, 1), cols = x.shape[x.shape.length - 1];
+    const v = readF32(x), out = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let best = -Infinity, at = -1;
+      for (let c = 0; c < cols; c++) {
+        const e = v[r * cols + c];
+        if (e > best) { best = e; at = c; }  // strict: ties keep the lower index, NaN never wins
+      }
+      out[r] = Math.max(at, 0);
+    }
+    return this.upload(out, [rows], "i32", "activations");
+  }
   uploadInto(dst: Tensor, data: HostArray): void {
     const c = asCpu(dst);
     if (data.length !== c.data.length || c.data.constructor !== data.constructor) {

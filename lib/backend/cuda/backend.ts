@@ -241,4 +241,5 @@ export class CudaBackend implements DecodeBackend {
     return decode.pagedAttention(this, q, segments, view, cuQueryLens, shape);
   }
   freeDeviceBytes(): number { return decode.freeDeviceBytes(this); }
+  argmaxRows(x: Tensor): Tensor { return decode.argmaxRows(this, x); }
 }

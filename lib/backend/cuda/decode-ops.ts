@@ -119,6 +119,20 @@ export function nf4GemvGroup(be: CudaBackend, x: Tensor, bases: readonly FrozenL
   });
 }
 
+/** i32 [rows]: the index of each row's largest element (tsl_argmax_rows). */
+export function argmaxRows(be: CudaBackend, x: Tensor): Tensor {
+  const cx = asCuda(x, "argmax input");
+  const cols = cx.shape[cx.shape.length - 1], rows = cx.numel / cols;
+  const out = be.alloc([rows], "i32");
+  try {
+    check(be.lib.argmaxRows(cx.ptr, cx.code, rows, cols, out.ptr), "tsl_argmax_rows");
+  } catch (e) {
+    be.free(out);
+    throw e;
+  }
+  return out;
+}
+
 /** Free device bytes: the driver's free memory plus what the caching allocator holds unused. */
 export function freeDeviceBytes(be: CudaBackend): number {
   const info = Buffer.alloc(DEVICE_INFO_BYTES);

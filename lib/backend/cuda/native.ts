@@ -60,6 +60,7 @@ const SIGNATURES = {
   copyH2dAsync: "int32_t tsl_copy_h2d_async(void *dst, const void *src, uint64_t bytes, uint64_t *event)",
   eventSync: "int32_t tsl_event_sync(uint64_t event)",
   eventDestroy: "int32_t tsl_event_destroy(uint64_t event)",
+  argmaxRows: "int32_t tsl_argmax_rows(const void *x, int32_t dtype, int64_t rows, int64_t cols, void *out)",
   graphCaptureBegin: "int32_t tsl_graph_capture_begin(void)",
   graphCaptureEnd: "int32_t tsl_graph_capture_end(uint64_t *graph)",
   graphCaptureAbort: "int32_t tsl_graph_capture_abort(void)",
