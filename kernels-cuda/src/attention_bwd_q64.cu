@@ -60,18 +60,8 @@ __device__ __forceinline__ void prefetch_q64(__nv_bfloat16* stage, float* fst, i
                                              const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ dO,
                                              const float* __restrict__ lse, const float* __restrict__ delta, int64_t start,
                                              int len, int64_t T, int Hq) {
-  const int h = kvh * group + idx / nq, q0 = tile_q0(idx, nq, k0), b = idx & 1;
-  __nv_bfloat16* Qs = stage + b * 2 * kBq * kRow<D>;
-  cp_tile<D, kBq, kThreads>(Qs, q, start + q0, len - q0, (int64_t)Hq * D, h);
-  cp_tile<D, kBq, kThreads>(Qs + kBq * kRow<D>, dO, start + q0, len - q0, (int64_t)Hq * D, h);
-  float* f = fst + b * 2 * kBq;
-  if (threadIdx.x < 2 * kBq) {
-    const int i = threadIdx.x & (kBq - 1);
-    const float* src = threadIdx.x < kBq ? lse : delta;
-    const bool ok = q0 + i < len;
-    cp_async4(f + threadIdx.x, ok ? src + (int64_t)h * T + start + q0 + i : src, ok ? 4 : 0);
-  }
-  cp_async_commit();
+  prefetch_rows<D, kBq, kThreads>(stage, fst, idx & 1, kvh * group + idx / nq, tile_q0(idx, nq, k0), q, dO, lse, delta, start,
+                                  len, T, Hq);
 }
 
 // acc[2][4] (32 rows from r0 × 32 columns from c0 of this warp's tile) += A·Bᵀ over the head dim,

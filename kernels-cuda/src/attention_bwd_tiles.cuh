@@ -103,24 +103,33 @@ __device__ __forceinline__ void dkdv_tile(const __nv_bfloat16* Kw, const __nv_bf
   }
 }
 
+// Queues the loads of kRows queries of head h from position q0 (Q, dO, lse and Δ) into stage b.
+template <int D, int kRows, int kThreads>
+__device__ __forceinline__ void prefetch_rows(__nv_bfloat16* qbase, float* fbase, int b, int h, int q0,
+                                              const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ dO,
+                                              const float* __restrict__ lse, const float* __restrict__ delta, int64_t start,
+                                              int len, int64_t T, int Hq) {
+  __nv_bfloat16* Qs = qbase + b * 2 * kRows * kRow<D>;
+  cp_tile<D, kRows, kThreads>(Qs, q, start + q0, len - q0, (int64_t)Hq * D, h);
+  cp_tile<D, kRows, kThreads>(Qs + kRows * kRow<D>, dO, start + q0, len - q0, (int64_t)Hq * D, h);
+  float* f = fbase + b * 2 * kRows;
+  if (threadIdx.x < 2 * kRows) {
+    const int i = threadIdx.x & (kRows - 1);
+    const float* src = threadIdx.x < kRows ? lse : delta;
+    const bool ok = q0 + i < len;
+    cp_async4(f + threadIdx.x, ok ? src + (int64_t)h * T + start + q0 + i : src, ok ? 4 : 0);
+  }
+  cp_async_commit();
+}
+
 // Queues the loads of query tile `idx` (head and position flattened) into stage idx & 1.
 template <int D, int kThreads>
 __device__ __forceinline__ void prefetch(__nv_bfloat16* qbase, float* fbase, int idx, int nq, int qfirst, int kvh, int group,
                                          const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ dO,
                                          const float* __restrict__ lse, const float* __restrict__ delta, int64_t start,
                                          int len, int64_t T, int Hq) {
-  const int h = kvh * group + idx / nq, q0 = qfirst + (idx % nq) * kTile, b = idx & 1;
-  __nv_bfloat16* Qs = qbase + b * 2 * kTile * kRow<D>;
-  cp_tile<D, kTile, kThreads>(Qs, q, start + q0, len - q0, (int64_t)Hq * D, h);
-  cp_tile<D, kTile, kThreads>(Qs + kTile * kRow<D>, dO, start + q0, len - q0, (int64_t)Hq * D, h);
-  float* f = fbase + b * 2 * kTile;
-  if (threadIdx.x < 2 * kTile) {
-    const int i = threadIdx.x & (kTile - 1);
-    const float* src = threadIdx.x < kTile ? lse : delta;
-    const bool ok = q0 + i < len;
-    cp_async4(f + threadIdx.x, ok ? src + (int64_t)h * T + start + q0 + i : src, ok ? 4 : 0);
-  }
-  cp_async_commit();
+  prefetch_rows<D, kTile, kThreads>(qbase, fbase, idx & 1, kvh * group + idx / nq, qfirst + (idx % nq) * kTile, q, dO, lse,
+                                    delta, start, len, T, Hq);
 }
 
 }  // namespace
