@@ -7,7 +7,7 @@
 // (--warmup 0 for the longest-sequence search, where one step takes minutes and the first is the test.)
 // With `unsloth`, attention outputs are kept in host RAM as the trainer keeps them (TSLOTH_KEEP_ATTENTION=0|1 overrides).
 // (TSLOTH_BENCH_CPU=1 with --shape tiny runs the same script on the CPU backend, as a smoke test;
-// TSLOTH_CUDA_PROFILE=1 adds a line with the time per library call.)
+// TSLOTH_CUDA_PROFILE=gpu adds a line with the device time per library call and GEMM shape; =1 the serialized wall time.)
 import { CpuBackend } from "../../lib/backend/cpu/backend.js";
 import { CudaBackend } from "../../lib/backend/cuda/index.js";
 import { opProfile, opProfileEnabled, resetOpProfile } from "../../lib/backend/cuda/op-profile.js";
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   // TSLOTH_CUDA_PROFILE=1: the timed steps' time by library call (serialized, so slower than above).
   if (opProfileEnabled()) {
     const ops = opProfile(), total = ops.reduce((s, o) => s + o.ms, 0);
-    console.log(JSON.stringify({ profile_ms_per_step: +(total / steps).toFixed(2), top: ops.slice(0, 20).map((o) => ({
+    console.log(JSON.stringify({ profile_ms_per_step: +(total / steps).toFixed(2), top: ops.slice(0, 40).map((o) => ({
       op: o.op, calls_per_step: o.calls / steps, ms_per_step: +(o.ms / steps).toFixed(3), share: +(o.ms / total).toFixed(3),
     })) }));
   }

@@ -113,6 +113,23 @@ tsl_status tsl_event_sync(uint64_t event);
 tsl_status tsl_event_query(uint64_t event, int32_t* done);
 tsl_status tsl_event_destroy(uint64_t event);
 
+/* Device-time profile (off by default): with it on, tsl_profile_mark records a timing event on the
+ * compute stream (composite calls also mark named points inside), and the time between consecutive
+ * marks is charged to the later mark's label. tsl_profile_collect synchronizes, folds the marks into
+ * per-label totals and returns how many labels have time; tsl_profile_entry reads them, largest
+ * first. tsl_profile_reset zeroes the totals. Marks are skipped while a graph is being captured. */
+tsl_status tsl_profile_enable(int32_t on);
+tsl_status tsl_profile_mark(const char* label);
+tsl_status tsl_profile_collect(int32_t* count_out);
+tsl_status tsl_profile_entry(int32_t i, char* label_buf, int32_t size, int64_t* calls, double* ms);
+tsl_status tsl_profile_reset(void);
+
+/* The LoRA update of an output at rank r <= 16 on tensor cores (the linear ops use it internally):
+ * y[T, N] (bf16) += scale · u · f[N, r]ᵀ with f bf16 [N, r] and u bf16 [T, r] (row stride ldu), or
+ * u transposed, [r, T] with row stride ldu, when u_transposed is nonzero. */
+tsl_status tsl_lora_up_acc(void* d_y, int64_t T, int64_t N, const void* d_u, int64_t ldu, int32_t u_transposed,
+                           const void* d_f, int32_t r, float scale);
+
 /* Step graphs (CUDA graphs): the calls made between capture_begin and capture_end are recorded on
  * the compute stream instead of run, and replay together with one tsl_graph_launch. Buffers the
  * capture allocates stay reserved for the graphs (accounted as workspace while not live) until the
@@ -198,6 +215,32 @@ tsl_status tsl_linear_fwd(const void* d_x, const void* d_w, const void* d_bias, 
 tsl_status tsl_linear_bwd(const void* d_dy, const void* d_x, const void* d_w, const float* d_a, const float* d_b,
                           float scale, int64_t T, int64_t in_f, int64_t out_f, int32_t r, void* d_dx, float* d_da,
                           float* d_db);
+/* Grouped LoRA linears for training: projections that share x (q/k/v, gate/up), 1..8 adapters per
+ * group. Host arrays of count entries: h_a (device pointers of a_i f32 [r_i, in_f]), h_r (r_i > 0),
+ * h_da (device pointers of dA_i f32 [r_i, in_f], 0 = frozen adapter). The group's xa = x·A_allᵀ and
+ * g (g_i = scale_i·dy_i·b_i) are bf16 [T, Σr], adapter i's columns starting at col0_i = Σ_{j<i} r_j:
+ * the per-matrix calls take d_xa + col0_i (and d_g + col0_i) with row stride ld = Σr.
+ * xa = x·A_allᵀ, A_all = the a_i stacked [Σr, in_f]: one pass over x (bf16 [T, in_f]) for the group. */
+tsl_status tsl_lora_down_group(int32_t count, const uint64_t* h_a, const int32_t* h_r, const void* d_x, int64_t T,
+                               int64_t in_f, void* d_xa);
+/* y = x·Wᵀ (+bias) (+ scale·xa·bᵀ) as tsl_linear_fwd, xa [T, r] read in place (row stride ld_xa >= r)
+ * from tsl_lora_down_group's output; d_xa and d_b null: no LoRA. */
+tsl_status tsl_linear_fwd_xa(const void* d_x, const void* d_w, const void* d_bias, int32_t bias_dtype, const void* d_xa,
+                             int64_t ld_xa, const float* d_b, float scale, int64_t T, int64_t in_f, int64_t out_f,
+                             int32_t r, void* d_y);
+/* One projection's share of the group backward; every output is nullable:
+ *   dx = dy·W + dx_beta·dx (dx_beta 0 for the group's first writer, 1 after; bf16 [T, in_f]),
+ *   g (bf16 [T, r], row stride ld) = scale·dy·b,  db (f32 [out_f, r]) += scale·dyᵀ·xa (xa [T, r],
+ *   row stride ld). */
+tsl_status tsl_linear_bwd_xa(const void* d_dy, const void* d_w, const float* d_b, float scale, int64_t T, int64_t in_f,
+                             int64_t out_f, int32_t r, const void* d_xa, int64_t ld, float dx_beta, void* d_dx, void* d_g,
+                             float* d_db);
+/* After every projection wrote its columns of g [T, Σr]: dA_i += (g_iᵀ·x) for the adapters with a dA
+ * (gᵀ·x as one GEMM: one pass over x for the group), and dx (bf16, nullable) += g·A_all = Σ_i g_i·a_i
+ * (one GEMM, K = Σr). With dx every adapter's columns of g must be written; without it, those of the
+ * adapters with a dA. */
+tsl_status tsl_lora_up_group_bwd(int32_t count, const uint64_t* h_a, const int32_t* h_r, const uint64_t* h_da,
+                                 const void* d_x, const void* d_g, int64_t T, int64_t in_f, void* d_dx);
 
 /* ---- cross-entropy fused with the LM head ------------------------------------------------ */
 /* h bf16 [T,H], head bf16 [V,H], labels i32 [T] (-100 ignored). Logits chunk_tokens rows at a time.
@@ -207,6 +250,10 @@ tsl_status tsl_ce_lmhead_fwd(const void* d_h, const void* d_head, const int32_t*
 /* dh bf16 [T,H] = grad_scale · (softmax − onehot) · head, 0 for ignored tokens. */
 tsl_status tsl_ce_lmhead_bwd(const void* d_h, const void* d_head, const int32_t* d_labels, const float* d_lse,
                              int64_t T, int64_t H, int64_t V, int64_t chunk_tokens, float grad_scale, void* d_dh);
+/* Both at once, for training: loss_sum as tsl_ce_lmhead_fwd and dh as tsl_ce_lmhead_bwd, each chunk's
+ * logits formed once (no lse kept, no second pass over the LM head). */
+tsl_status tsl_ce_lmhead_fused(const void* d_h, const void* d_head, const int32_t* d_labels, int64_t T, int64_t H,
+                               int64_t V, int64_t chunk_tokens, float grad_scale, float* d_loss_sum, void* d_dh);
 
 /* ---- AdamW (multi-tensor, f32, PyTorch semantics) --------------------------------------- */
 tsl_status tsl_adamw(float* const* d_params, const float* const* d_grads, float* const* d_m, float* const* d_v,

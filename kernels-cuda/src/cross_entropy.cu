@@ -2,6 +2,9 @@
 // reused f32 workspace, so [T, V] never exists at once (for Llama-3's 128K vocabulary and 8K
 // tokens that would be 4 GiB in f32). Forward keeps only lse [T]; backward recomputes each chunk's
 // logits, turns them into bf16 gradients in a second workspace and multiplies by the head.
+// Training, which needs the gradient right after the loss, takes tsl_ce_lmhead_fused: each chunk's
+// logits are formed once and give the loss and the gradient together (as Liger-Kernel's fused
+// linear cross-entropy does), one LM-head GEMM of the three fewer.
 #include <math.h>
 
 #include "common.cuh"
@@ -98,6 +101,33 @@ tsl_status tsl_ce_lmhead_bwd(const void* d_h, const void* d_head, const int32_t*
     TSL_CHECK_LAUNCH(op);
     TSL_TRY(gemm(op, false, false, rows, H, V, 1.f, grad.p, d_head, TSL_BF16, 0.f, (__nv_bfloat16*)d_dh + t0 * H, TSL_BF16, nullptr));
   }
+  return TSL_OK;
+}
+
+tsl_status tsl_ce_lmhead_fused(const void* d_h, const void* d_head, const int32_t* d_labels, int64_t T, int64_t H,
+                               int64_t V, int64_t chunk_tokens, float grad_scale, float* d_loss_sum, void* d_dh) {
+  const char* op = "tsl_ce_lmhead_fused";
+  TSL_TRY(ensure_init(op));
+  TSL_TRY(check(op, T, H, V, chunk_tokens));
+  const int64_t C = chunk_tokens < T ? chunk_tokens : (T > 0 ? T : 1);
+  Scratch logits, grad, lse, acc;
+  TSL_TRY(scratch_alloc(op, (uint64_t)C * V * 4, &logits.p));
+  TSL_TRY(scratch_alloc(op, (uint64_t)C * V * 2, &grad.p));
+  TSL_TRY(scratch_alloc(op, (uint64_t)C * 4, &lse.p));
+  TSL_TRY(scratch_alloc(op, sizeof(double), &acc.p));
+  TSL_CUDA(op, cudaMemsetAsync(acc.p, 0, sizeof(double), compute_stream()));
+  for (int64_t t0 = 0; t0 < T; t0 += C) {
+    const int64_t rows = T - t0 < C ? T - t0 : C;
+    TSL_TRY(gemm(op, false, true, rows, V, H, 1.f, (const __nv_bfloat16*)d_h + t0 * H, d_head, TSL_BF16, 0.f, logits.p, TSL_F32, nullptr));
+    ce_rows_fwd<<<(unsigned)rows, 512, 0, compute_stream()>>>((const float*)logits.p, d_labels + t0, V, (float*)lse.p, (double*)acc.p);
+    TSL_CHECK_LAUNCH(op);
+    ce_rows_bwd<<<(unsigned)rows, 512, 0, compute_stream()>>>((const float*)logits.p, d_labels + t0, (const float*)lse.p, V,
+                                                              grad_scale, (__nv_bfloat16*)grad.p);
+    TSL_CHECK_LAUNCH(op);
+    TSL_TRY(gemm(op, false, false, rows, H, V, 1.f, grad.p, d_head, TSL_BF16, 0.f, (__nv_bfloat16*)d_dh + t0 * H, TSL_BF16, nullptr));
+  }
+  store_loss<<<1, 1, 0, compute_stream()>>>((const double*)acc.p, d_loss_sum);
+  TSL_CHECK_LAUNCH(op);
   return TSL_OK;
 }
 

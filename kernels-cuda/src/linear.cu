@@ -3,8 +3,10 @@
 // The base W arrives dense bf16 (tsl_nf4_dequantize fills a reused workspace once per layer pass,
 // DESIGN.md); the adapters are f32 masters, cast to bf16 copies for the tensor-core GEMMs, and the
 // adapter gradients are written in f32 straight from the GEMM epilogue (beta = 1 accumulates).
+// The rank-r updates of y and dx take lora_up_acc where it applies (lora_lowrank.cu).
 #include "common.cuh"
 #include "gemm.h"
+#include "lora_lowrank.h"
 
 namespace tsl {
 namespace {
@@ -13,18 +15,6 @@ __global__ void add_bias_rows(__nv_bfloat16* y, const void* bias, int bdt, int64
   const uint64_t n = (uint64_t)rows * cols;
   for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n; i += (uint64_t)gridDim.x * blockDim.x)
     y[i] = __float2bfloat16(__bfloat162float(y[i]) + load_as_float(bias, bdt, i % cols));
-}
-
-__global__ void f32_to_bf16(const float* src, __nv_bfloat16* dst, uint64_t n) {
-  for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n; i += (uint64_t)gridDim.x * blockDim.x)
-    dst[i] = __float2bfloat16(src[i]);
-}
-
-tsl_status to_bf16(const char* op, const float* src, uint64_t n, Scratch* s) {
-  TSL_TRY(scratch_alloc(op, n * 2, &s->p));
-  f32_to_bf16<<<blocks_for(n, 256), 256, 0, compute_stream()>>>(src, (__nv_bfloat16*)s->p, n);
-  TSL_CHECK_LAUNCH(op);
-  return TSL_OK;
 }
 
 }  // namespace
@@ -50,10 +40,11 @@ tsl_status tsl_linear_fwd(const void* d_x, const void* d_w, const void* d_bias, 
   }
   if (!d_a) return TSL_OK;
   Scratch a16, b16, xa;
-  TSL_TRY(to_bf16(op, d_a, (uint64_t)r * in_f, &a16));
-  TSL_TRY(to_bf16(op, d_b, (uint64_t)out_f * r, &b16));
+  TSL_TRY(lora_cast_bf16(op, d_a, r, in_f, false, &a16));
+  TSL_TRY(lora_cast_bf16(op, d_b, out_f, r, false, &b16));
   TSL_TRY(scratch_alloc(op, (uint64_t)T * r * 2, &xa.p));
   TSL_TRY(gemm(op, false, true, T, r, in_f, 1.f, d_x, a16.p, TSL_BF16, 0.f, xa.p, TSL_BF16, nullptr));
+  if (lora_up_acc_applies(T, out_f, r)) return lora_up_acc(op, d_y, T, out_f, xa.p, r, false, b16.p, r, scale);
   TSL_TRY(gemm(op, false, true, T, out_f, r, scale, xa.p, b16.p, TSL_BF16, 1.f, d_y, TSL_BF16, nullptr));
   return TSL_OK;
 }
@@ -69,8 +60,8 @@ tsl_status tsl_linear_bwd(const void* d_dy, const void* d_x, const void* d_w, co
   if (d_dx) TSL_TRY(gemm(op, false, false, T, in_f, out_f, 1.f, d_dy, d_w, TSL_BF16, 0.f, d_dx, TSL_BF16, nullptr));
   if (!d_a) return TSL_OK;
   Scratch a16, b16, xa, g;
-  TSL_TRY(to_bf16(op, d_a, (uint64_t)r * in_f, &a16));
-  TSL_TRY(to_bf16(op, d_b, (uint64_t)out_f * r, &b16));
+  TSL_TRY(lora_cast_bf16(op, d_a, r, in_f, false, &a16));
+  TSL_TRY(lora_cast_bf16(op, d_b, out_f, r, false, &b16));
   TSL_TRY(scratch_alloc(op, (uint64_t)T * r * 2, &xa.p));
   TSL_TRY(scratch_alloc(op, (uint64_t)T * r * 2, &g.p));
   // xa = x·aᵀ [T,r];  g = dy·b [T,r]
@@ -80,6 +71,11 @@ tsl_status tsl_linear_bwd(const void* d_dy, const void* d_x, const void* d_w, co
   if (d_db) TSL_TRY(gemm(op, true, false, out_f, r, T, scale, d_dy, xa.p, TSL_BF16, 1.f, d_db, TSL_F32, nullptr));
   if (d_da) TSL_TRY(gemm(op, true, false, r, in_f, T, scale, g.p, d_x, TSL_BF16, 1.f, d_da, TSL_F32, nullptr));
   // dx += s·g·a
+  if (d_dx && lora_up_acc_applies(T, in_f, r)) {
+    Scratch at;  // aᵀ [in, r], the update kernel's f
+    TSL_TRY(lora_cast_bf16(op, d_a, r, in_f, true, &at));
+    return lora_up_acc(op, d_dx, T, in_f, g.p, r, false, at.p, r, scale);
+  }
   if (d_dx) TSL_TRY(gemm(op, false, false, T, in_f, r, scale, g.p, a16.p, TSL_BF16, 1.f, d_dx, TSL_BF16, nullptr));
   return TSL_OK;
 }

@@ -7,7 +7,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = ["test_runtime.py", "test_ops.py", "test_gemm_linear.py", "test_attention.py", "test_cross_entropy.py", "test_decode.py",
-         "test_nf4_small_batch.py"]
+         "test_nf4_small_batch.py", "test_lora_lowrank.py"]
 
 
 def main():

@@ -1,5 +1,6 @@
 """Cross-entropy fused with the LM head, chunked: loss sum, lse and dh against PyTorch in float64,
-with ignored labels (-100) and a chunk size that does not divide T."""
+with ignored labels (-100) and a chunk size that does not divide T; the one-pass training form
+(tsl_ce_lmhead_fused) against both."""
 import torch
 
 from common import BF16_TOL, call, f32, i64, poison, ptr, run
@@ -28,6 +29,15 @@ def case(rep, T, H, V, chunk):
     call("tsl_ce_lmhead_bwd", ptr(h), ptr(head), ptr(labels), ptr(lse), i64(T), i64(H), i64(V), i64(chunk),
          f32(1.0 / count), ptr(dh))
     rep.check(f"ce bwd dh (mean) {name}", dh, hd.grad, BF16_TOL)
+    # Loss and gradient in one pass: the same kernels on the same logits, so dh has the same bits
+    # (the loss sum's atomic adds may land in another order).
+    loss2, dh2 = poison((1,), torch.float32), poison((T, H), torch.bfloat16)
+    call("tsl_ce_lmhead_fused", ptr(h), ptr(head), ptr(labels), i64(T), i64(H), i64(V), i64(chunk), f32(1.0 / count),
+         ptr(loss2), ptr(dh2))
+    rep.check(f"ce fused loss sum {name}", loss2, loss_ref.detach().reshape(1), 1e-4)
+    rep.check(f"ce fused dh (mean) {name}", dh2, hd.grad, BF16_TOL)
+    rep.expect(f"ce fused dh equals fwd + bwd bit for bit {name}", bool(torch.equal(dh2, dh)))
+    rep.check(f"ce fused loss equals fwd's {name}", loss2, loss, 1e-6)
 
 
 def body(rep):

@@ -44,11 +44,7 @@ export interface DecodeBackend extends Backend {
    * Long contexts may be split along the sequence and merged by log-sum-exp (FlashDecoding).
    */
   pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor;
-  /**
-   * Several linears over one x (a layer's q, k, v or gate, up): the same as
-   * bases.map((b, i) => linear(x, b, loras[i])), computed in one pass where the backend can (CUDA:
-   * one launch of the batch-1 NF4 matrix-vector product for up to three weights).
-   */
+  /** Backend.linearGroup, required here: generation runs q/k/v and gate/up through it. */
   linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[];
   /** Device bytes free for new allocations (the KV pool is sized from this); Infinity when unbounded. */
   freeDeviceBytes(): number;

@@ -15,27 +15,18 @@
 // - Float ops read f32/bf16/f16 inputs and compute with at least f32 accumulation; reductions
 //   that decide accuracy (norms, softmax sums, losses, gradient norms) accumulate in f64 on CPU.
 
+// The frozen weights and LoRA adapters the linear ops take (weight-types.ts).
+import type { FrozenLinear, LoraAdapter, LoraGrads } from "./weight-types.js";
+export type { DenseWeight, FrozenLinear, LoraAdapter, LoraGrads, Nf4Weight } from "./weight-types.js";
+
 /** Element types a device buffer may hold. u8 carries NF4-packed weights and quantized absmax. */
 export type DType = "f32" | "bf16" | "f16" | "u8" | "i32";
 
 /** Memory categories; every allocation is tagged with one, and peaks are tracked per category. */
-export type MemoryCategory =
-  | "base_weights"
-  | "adapters"
-  | "optimizer"
-  | "activations"
-  | "offload_host"
-  | "kv_cache"
-  | "workspace";
+export type MemoryCategory = "base_weights" | "adapters" | "optimizer" | "activations" | "offload_host" | "kv_cache" | "workspace";
 
 export const MEMORY_CATEGORIES: readonly MemoryCategory[] = [
-  "base_weights",
-  "adapters",
-  "optimizer",
-  "activations",
-  "offload_host",
-  "kv_cache",
-  "workspace",
+  "base_weights", "adapters", "optimizer", "activations", "offload_host", "kv_cache", "workspace",
 ];
 
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, bf16: 2, f16: 2, u8: 1, i32: 4 };
@@ -70,61 +61,6 @@ export interface PendingCopy {
   /** The destination, valid to use (by ops or downloads) once `done` resolves. */
   readonly tensor: Tensor;
   readonly done: Promise<void>;
-}
-
-/**
- * A frozen 4-bit NF4 weight in the bitsandbytes layout (QLoRA, Dettmers et al. 2023): W is
- * [outFeatures, inFeatures], flattened row-major and cut into blocks of `blocksize` (64) values;
- * each value is the index of its nearest NF4 code (DESIGN.md's 16 values) after division by the
- * block's absmax; two indices per byte, the even element in the high nibble.
- *   W[i] = NF4_CODE[nibble(i)] * absmax[i / blocksize]
- * With double quantization the absmax are themselves 8-bit: absmax[j] =
- *   nestedCode[absmaxQ[j]] * nestedAbsmax[j / nestedBlocksize] + nestedOffset.
- */
-export interface Nf4Weight {
-  readonly kind: "nf4";
-  readonly outFeatures: number;
-  readonly inFeatures: number;
-  readonly blocksize: number;
-  /** u8 [out * in / 2] */
-  readonly packed: Tensor;
-  /** f32 [nBlocks] without double quantization, u8 [nBlocks] with it. */
-  readonly absmax: Tensor;
-  readonly nested: null | {
-    /** f32 [ceil(nBlocks / nestedBlocksize)] */
-    readonly absmax: Tensor;
-    /** f32 [256]: the 8-bit dynamic code bitsandbytes stores as nested_quant_map. */
-    readonly code: Tensor;
-    readonly blocksize: number;
-    readonly offset: number;
-  };
-}
-
-/** A frozen dense weight [out, in] in f32, bf16 or f16 (16-bit loading, LM heads, parity tests). */
-export interface DenseWeight {
-  readonly kind: "dense";
-  readonly outFeatures: number;
-  readonly inFeatures: number;
-  readonly weight: Tensor;
-}
-
-/** A frozen linear layer: its weight plus an optional bias [out] (Qwen2's q/k/v). */
-export interface FrozenLinear {
-  readonly weight: Nf4Weight | DenseWeight;
-  readonly bias: Tensor | null;
-}
-
-/** A LoRA adapter (Hu et al. 2021): a f32 [r, in], b f32 [out, r], scale = alpha/r (rsLoRA: alpha/sqrt(r)). */
-export interface LoraAdapter {
-  readonly a: Tensor;
-  readonly b: Tensor;
-  readonly scale: number;
-}
-
-/** Where LoRA gradients accumulate (same shapes as the adapter's a and b). */
-export interface LoraGrads {
-  readonly a: Tensor;
-  readonly b: Tensor;
 }
 
 /** Shapes for attention over packed sequences with grouped-query heads. */
@@ -309,6 +245,27 @@ export interface Backend {
     grads: LoraGrads | null,
     needDx: boolean,
   ): Tensor | null;
+  /**
+   * Several linears over one x (a layer's q, k, v or gate, up): y_i = linear(x, bases[i], loras[i]),
+   * computed in one pass where the backend can (CUDA: x·[a_0; a_1; ...]ᵀ as one GEMM for all the
+   * adapters, or one batch-1 NF4 launch for up to three weights). Optional: without it the graph
+   * calls `linear` once per base, which is its definition.
+   */
+  linearGroup?(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[];
+  /**
+   * The backward of `linearGroup`: Σ_i linearBackward(dys[i], x, bases[i], loras[i], grads[i], needDx),
+   *   dx = Σ_i (dy_i · W_i + scale_i · (dy_i · b_i) · a_i),
+   * with every adapter's dA_i, dB_i accumulated exactly as `linearBackward` does (null grads: a frozen
+   * adapter). Returns the summed dx, or null when `needDx` is false. Optional, like linearGroup.
+   */
+  linearGroupBackward?(
+    dys: readonly Tensor[],
+    x: Tensor,
+    bases: readonly FrozenLinear[],
+    loras: readonly (LoraAdapter | null)[],
+    grads: readonly (LoraGrads | null)[],
+    needDx: boolean,
+  ): Tensor | null;
   /** Drop any cached dequantized weights (call at the end of a step or when memory is tight). */
   releaseWorkspace(): void;
 
@@ -339,6 +296,17 @@ export interface Backend {
     gradScale: number,
     chunkTokens: number,
   ): Tensor;
+  /**
+   * Training's form of the two above: lossSum as crossEntropyLmHead's and dh as its backward's,
+   * each chunk's logits formed once (no lse kept between them).
+   */
+  crossEntropyLmHeadAndGrad(
+    h: Tensor,
+    head: Tensor,
+    labels: Tensor,
+    gradScale: number,
+    chunkTokens: number,
+  ): { lossSum: Tensor; dh: Tensor };
   /** Logits of the given rows of h (used by decoding): h [T, H], head [V, H] → f32 [T, V]. */
   lmHeadLogits(h: Tensor, head: Tensor): Tensor;
 

@@ -125,6 +125,13 @@ export class PlanningBackend implements Backend {
     this.scratch(Math.min(chunkTokens, h.shape[0]) * head.shape[0]);
     return dh;
   }
+  /** As the reference backend allocates it: the forward's lse is held until the gradient is made. */
+  crossEntropyLmHeadAndGrad(h: Tensor, head: Tensor, labels: Tensor, s: number, chunkTokens: number): { lossSum: Tensor; dh: Tensor } {
+    const { lossSum, lse } = this.crossEntropyLmHead(h, head, labels, chunkTokens);
+    const dh = this.crossEntropyLmHeadBackward(h, head, labels, lse, s, chunkTokens);
+    this.free(lse);
+    return { lossSum, dh };
+  }
   lmHeadLogits(h: Tensor, head: Tensor): Tensor { return this.f32([h.shape[0], head.shape[0]]); }
   adamw(): void {}
 }

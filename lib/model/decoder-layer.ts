@@ -53,6 +53,30 @@ function linearBack(ctx: LayerContext, name: LinearName, dy: Tensor, x: Tensor, 
   return ctx.be.linearBackward(dy, x, ctx.weights.linears[name], slot?.adapter ?? null, slot?.grads ?? null, needDx);
 }
 
+/** The linears that share x (q/k/v, gate/up) as one group: one pass over x for their adapters. */
+function linearsOf(ctx: LayerContext, names: readonly LinearName[], x: Tensor): Tensor[] {
+  const bases = names.map((n) => ctx.weights.linears[n]), loras = names.map((n) => ctx.lora?.[n]?.adapter ?? null);
+  if (ctx.be.linearGroup) return ctx.be.linearGroup(x, bases, loras);
+  return bases.map((b, i) => ctx.be.linear(x, b, loras[i]));
+}
+
+/** Backward of linearsOf: the group's summed dx (null when needDx is false). */
+function linearsBack(ctx: LayerContext, names: readonly LinearName[], dys: readonly Tensor[], x: Tensor, needDx: boolean): Tensor | null {
+  const be = ctx.be, bases = names.map((n) => ctx.weights.linears[n]), slots = names.map((n) => ctx.lora?.[n]);
+  const loras = slots.map((s) => s?.adapter ?? null), grads = slots.map((s) => s?.grads ?? null);
+  if (be.linearGroupBackward) return be.linearGroupBackward(dys, x, bases, loras, grads, needDx);
+  // A backend without the grouped op: its definition, one backward per linear, summed as they come.
+  let dx: Tensor | null = null;
+  for (let i = 0; i < names.length; i++) {
+    const d = be.linearBackward(dys[i], x, bases[i], loras[i], grads[i], needDx);
+    if (d && dx) {
+      be.addInPlace(dx, d);
+      be.free(d);
+    } else dx ??= d;
+  }
+  return dx;
+}
+
 /** Per-head RMSNorm (Qwen3) over [T, heads*D] viewed as [T*heads, D]. */
 function headNorm(be: Backend, x: Tensor, w: Tensor, heads: number, d: number, eps: number): { y: Tensor; rstd: Tensor } {
   const t = x.shape[0];
@@ -66,9 +90,7 @@ export function layerForward(
   const { be, config: c, weights: w } = ctx;
   const { numHeads: hq, numKvHeads: hkv, headDim: d } = ctx.attention;
   const { y: n1, rstd: rstd1 } = be.rmsnorm(x, w.inputNorm, c.rmsNormEps);
-  const qRaw = linearOf(ctx, "q", n1);
-  const kRaw = linearOf(ctx, "k", n1);
-  const v = linearOf(ctx, "v", n1);
+  const [qRaw, kRaw, v] = linearsOf(ctx, ["q", "k", "v"], n1);
   let qIn = qRaw, kIn = kRaw, rq: Tensor | null = null, rk: Tensor | null = null;
   if (w.qNorm && w.kNorm) {
     const qn = headNorm(be, qRaw, w.qNorm, hq, d, c.rmsNormEps);
@@ -83,8 +105,7 @@ export function layerForward(
   const x2 = be.add(x, attnOut);
   be.free(attnOut);
   const { y: n2, rstd: rstd2 } = be.rmsnorm(x2, w.postAttentionNorm, c.rmsNormEps);
-  const g = linearOf(ctx, "gate", n2);
-  const u = linearOf(ctx, "up", n2);
+  const [g, u] = linearsOf(ctx, ["gate", "up"], n2);
   const h = be.swiglu(g, u);
   const mlpOut = linearOf(ctx, "down", h);
   const out = be.add(x2, mlpOut);
@@ -109,10 +130,8 @@ export function layerBackward(ctx: LayerContext, x: Tensor, a: LayerActivations,
   const dH = linearBack(ctx, "down", dOut, a.h, true)!;
   const { dGate, dUp } = be.swigluBackward(dH, a.g, a.u);
   be.free(dH);
-  const dn2 = linearBack(ctx, "gate", dGate, a.n2, true)!;
-  const dn2up = linearBack(ctx, "up", dUp, a.n2, true)!;
-  be.addInPlace(dn2, dn2up);
-  for (const t of [dGate, dUp, dn2up, a.h, a.g, a.u]) be.free(t);
+  const dn2 = linearsBack(ctx, ["gate", "up"], [dGate, dUp], a.n2, true)!;
+  for (const t of [dGate, dUp, a.h, a.g, a.u]) be.free(t);
   const dx2Norm = be.rmsnormBackward(dn2, a.x2, w.postAttentionNorm, a.rstd2);
   const dx2 = be.add(dOut, dx2Norm);
   for (const t of [dn2, dx2Norm, a.x2, a.n2, a.rstd2]) be.free(t);
@@ -131,17 +150,13 @@ export function layerBackward(ctx: LayerContext, x: Tensor, a: LayerActivations,
     dqRaw = be.reshape(dqn, [T, hq * d]);
     dkRaw = be.reshape(dkn, [T, hkv * d]);
   }
-  const dn1 = linearBack(ctx, "q", dqRaw, a.n1, needDx);
-  const dn1k = linearBack(ctx, "k", dkRaw, a.n1, needDx);
-  const dn1v = linearBack(ctx, "v", dv, a.n1, needDx);
+  const dn1 = linearsBack(ctx, ["q", "k", "v"], [dqRaw, dkRaw, dv], a.n1, needDx);
   for (const t of [dqRaw, dkRaw, dv, a.qRaw, a.kRaw, a.v]) if (!t.freed) be.free(t);
   let dx: Tensor | null = null;
-  if (needDx && dn1 && dn1k && dn1v) {
-    be.addInPlace(dn1, dn1k);
-    be.addInPlace(dn1, dn1v);
+  if (needDx && dn1) {
     dx = be.rmsnormBackward(dn1, x, w.inputNorm, a.rstd1);
     be.addInPlace(dx, dx2);
-    for (const t of [dn1, dn1k, dn1v]) be.free(t);
+    be.free(dn1);
   }
   for (const t of [dx2, a.n1, a.rstd1]) be.free(t);
   return dx;

@@ -175,11 +175,10 @@ export class LlamaModel {
       for (const z of copying.sources) be.free(z);
     }
     const { y, rstd } = be.rmsnorm(x, this.weights.finalNorm, this.config.rmsNormEps);
-    const { lossSum, lse } = be.crossEntropyLmHead(y, this.weights.lmHead, t.labels, CROSS_ENTROPY_CHUNK_TOKENS);
-    const result = { lossSum: be.download(lossSum)[0], targets: countTargets(batch.labels) };
-    const dy = be.crossEntropyLmHeadBackward(y, this.weights.lmHead, t.labels, lse, gradScale, CROSS_ENTROPY_CHUNK_TOKENS);
+    // Loss and its gradient in one pass over the LM head: each chunk's logits are formed once.
+    const { lossSum, dh: dy } = be.crossEntropyLmHeadAndGrad(y, this.weights.lmHead, t.labels, gradScale, CROSS_ENTROPY_CHUNK_TOKENS);
     let dx: Tensor | null = be.rmsnormBackward(dy, x, this.weights.finalNorm, rstd);
-    for (const z of [lossSum, lse, dy, y, rstd, x]) be.free(z);
+    for (const z of [dy, y, rstd, x]) be.free(z);
 
     // unsloth: layer l − 1's input (and attention outputs) come back while layer l is recomputed.
     const fetch = (l: number) => {
@@ -220,6 +219,10 @@ export class LlamaModel {
       dx = dIn;
     }
     if (dx) be.free(dx);
+    // Read the loss after the backward is queued: reading it earlier would make the host wait for
+    // the forward with the device's queue empty behind it.
+    const result = { lossSum: be.download(lossSum)[0], targets: countTargets(batch.labels) };
+    be.free(lossSum);
     this.freeBatch(t);
     be.releaseWorkspace();
     return result;

@@ -68,7 +68,7 @@ describe("CUDA linear and cross-entropy match the CPU backend", { skip: skipWith
     expectClose(p, "dense y", p.gpu.linear(gx, gBase, null), p.cpu.linear(cx, cBase, null));
   });
 
-  it("cross-entropy with the LM head in chunks: loss sum, lse, dh; and logits", () => {
+  it("cross-entropy with the LM head in chunks: loss sum, lse, dh, the one-call training form; and logits", () => {
     const p = pair();
     const T = 50, H = 64, V = 500, chunk = 16;
     const [ch, gh] = both(p, randn(p, T * H), [T, H]);
@@ -81,6 +81,9 @@ describe("CUDA linear and cross-entropy match the CPU backend", { skip: skipWith
     const count = labels.filter((l) => l !== -100).length;
     expectClose(p, "ce dh", p.gpu.crossEntropyLmHeadBackward(gh, gw, gl, g.lse, 1 / count, chunk),
       p.cpu.crossEntropyLmHeadBackward(ch, cw, cl, c.lse, 1 / count, chunk));
+    const gf = p.gpu.crossEntropyLmHeadAndGrad(gh, gw, gl, 1 / count, chunk), cf = p.cpu.crossEntropyLmHeadAndGrad(ch, cw, cl, 1 / count, chunk);
+    expectClose(p, "ce training form lossSum", gf.lossSum, cf.lossSum, 5e-3);
+    expectClose(p, "ce training form dh", gf.dh, cf.dh);
     expectClose(p, "lm head logits", p.gpu.lmHeadLogits(gh, gw), p.cpu.lmHeadLogits(ch, cw));
   });
 

@@ -45,5 +45,17 @@ for (const { name, make } of backends()) {
       checkGradient("cross-entropy dh", h, dh, loss, { samples: T * H });
       for (let j = 0; j < H; j++) assert.equal(dh[1 * H + j], 0);
     });
+    it("the training form gives the forward's loss and the backward's dh in one call", () => {
+      const be = make();
+      const h = randn(5, T * H), w = randn(6, V * H);
+      const ht = be.upload(h, [T, H], "f32", "activations"), wt = be.upload(w, [V, H], "f32", "base_weights");
+      const lt = be.upload(labels, [T], "i32", "activations");
+      const { lossSum, lse } = be.crossEntropyLmHead(ht, wt, lt, 3);
+      const dh = be.download(be.crossEntropyLmHeadBackward(ht, wt, lt, lse, 0.25, 3));
+      const both = be.crossEntropyLmHeadAndGrad(ht, wt, lt, 0.25, 3);
+      assert.equal(be.download(both.lossSum)[0], be.download(lossSum)[0]);
+      assert.deepEqual(be.download(both.dh), dh);
+      assert.ok(dh.some((v) => v !== 0), "a gradient of zeros would prove nothing");
+    });
   });
 }

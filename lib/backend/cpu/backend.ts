@@ -8,10 +8,10 @@ import {
 } from "../types.js";
 import { adamw } from "./adamw.js";
 import { attention, attentionBackward } from "./attention.js";
-import { crossEntropyLmHead, crossEntropyLmHeadBackward, lmHeadLogits } from "./cross-entropy.js";
+import { crossEntropyLmHead, crossEntropyLmHeadAndGrad, crossEntropyLmHeadBackward, lmHeadLogits } from "./cross-entropy.js";
 import { add, addInPlace, copyInto, scaleInPlace, sumOfSquares, zeroInPlace } from "./elementwise.js";
 import { embedding, embeddingBackward } from "./embedding.js";
-import { linear, linearBackward } from "./linear.js";
+import { linear, linearBackward, linearGroupBackward } from "./linear.js";
 import { nf4DequantizeInto } from "./nf4-dequant.js";
 import { kvCacheWrite, pagedAttention } from "./paged-attention.js";
 import { rmsnorm, rmsnormBackward } from "./rmsnorm.js";
@@ -146,6 +146,17 @@ export class CpuBackend implements DecodeBackend, CpuAlloc {
   linearBackward(dy: Tensor, x: Tensor, base: FrozenLinear, lora: LoraAdapter | null, grads: LoraGrads | null, needDx: boolean): Tensor | null {
     return linearBackward(this, (b) => this.denseWeight(b), dy, x, base, lora, grads, needDx);
   }
+  /** The spec: each linear on its own. */
+  linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[] {
+    return bases.map((b, i) => this.linear(x, b, loras[i] ?? null));
+  }
+  /** The spec: each linear's backward on its own, the dx summed in f32. */
+  linearGroupBackward(
+    dys: readonly Tensor[], x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[],
+    grads: readonly (LoraGrads | null)[], needDx: boolean,
+  ): Tensor | null {
+    return linearGroupBackward(this, (b) => this.denseWeight(b), dys, x, bases, loras, grads, needDx);
+  }
   releaseWorkspace(): void {
     if (this.workspace) this.free(this.workspace.tensor);
     this.workspace = null;
@@ -173,6 +184,9 @@ export class CpuBackend implements DecodeBackend, CpuAlloc {
   crossEntropyLmHeadBackward(h: Tensor, head: Tensor, labels: Tensor, lse: Tensor, gradScale: number, chunkTokens: number): Tensor {
     return crossEntropyLmHeadBackward(this, h, head, labels, lse, gradScale, chunkTokens);
   }
+  crossEntropyLmHeadAndGrad(h: Tensor, head: Tensor, labels: Tensor, gradScale: number, chunkTokens: number) {
+    return crossEntropyLmHeadAndGrad(this, h, head, labels, gradScale, chunkTokens);
+  }
   lmHeadLogits(h: Tensor, head: Tensor): Tensor { return lmHeadLogits(this, h, head); }
 
   adamw(params: readonly Tensor[], grads: readonly Tensor[], m: readonly Tensor[], v: readonly Tensor[], h: AdamWHyper): void {
@@ -181,10 +195,6 @@ export class CpuBackend implements DecodeBackend, CpuAlloc {
 
   kvCacheWrite(segments: readonly KvSegment[], blockSize: number, k: Tensor, v: Tensor, slots: Tensor): void {
     kvCacheWrite(segments, blockSize, k, v, slots);
-  }
-  /** The spec: each linear on its own. */
-  linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[] {
-    return bases.map((b, i) => this.linear(x, b, loras[i] ?? null));
   }
   pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor {
     return pagedAttention(this, q, segments, view, cuQueryLens, shape);

@@ -88,6 +88,16 @@ export function crossEntropyLmHeadBackward(
   return dh;
 }
 
+/** The spec of the training form: the loss of crossEntropyLmHead and the dh of its backward. */
+export function crossEntropyLmHeadAndGrad(
+  al: CpuAlloc, h: Tensor, head: Tensor, labels: Tensor, gradScale: number, chunkTokens: number,
+): { lossSum: Tensor; dh: Tensor } {
+  const { lossSum, lse } = crossEntropyLmHead(al, h, head, labels, chunkTokens);
+  const dh = crossEntropyLmHeadBackward(al, h, head, labels, lse, gradScale, chunkTokens);
+  al.free(lse);
+  return { lossSum, dh };
+}
+
 export function lmHeadLogits(al: CpuAlloc, h: Tensor, head: Tensor): Tensor {
   const [vocab, width] = head.shape;
   const hs = readF32(h);

@@ -53,3 +53,24 @@ export function linearBackward(
   }
   return dx;
 }
+
+/**
+ * Backend.linearGroupBackward's spec: the loop of linearBackward over the group, the dx of each
+ * projection added into the first one's in f32 (the CPU dx is f32, so no rounding beyond the sums).
+ */
+export function linearGroupBackward(
+  al: CpuAlloc, weightOf: DenseWeightSource, dys: readonly Tensor[], x: Tensor, bases: readonly FrozenLinear[],
+  loras: readonly (LoraAdapter | null)[], grads: readonly (LoraGrads | null)[], needDx: boolean,
+): Tensor | null {
+  if (dys.length !== bases.length) throw new Error(`tsloth: linearGroupBackward expects one dy per base (${bases.length}), found ${dys.length}`);
+  let dx: Tensor | null = null;
+  bases.forEach((base, i) => {
+    const d = linearBackward(al, weightOf, dys[i], x, base, loras[i] ?? null, grads[i] ?? null, needDx);
+    if (!d) return;
+    if (!dx) { dx = d; return; }
+    const sum = f32Data(dx), di = f32Data(d);
+    for (let j = 0; j < sum.length; j++) sum[j] += di[j];
+    al.free(d);
+  });
+  return dx;
+}

@@ -11,7 +11,7 @@ import {
 } from "../types.js";
 import { cudaAvailable } from "./available.js";
 import * as decode from "./decode-ops.js";
-import { crossEntropyLmHead, crossEntropyLmHeadBackward, lmHeadLogits } from "./cross-entropy.js";
+import { crossEntropyLmHead, crossEntropyLmHeadAndGrad, crossEntropyLmHeadBackward, lmHeadLogits } from "./cross-entropy.js";
 import { LinearOps } from "./linear.js";
 import { callAsync, check, lastErrorAnyThread, native, type Native } from "./native.js";
 import * as ops from "./ops.js";
@@ -225,6 +225,9 @@ export class CudaBackend implements DecodeBackend {
   crossEntropyLmHeadBackward(h: Tensor, head: Tensor, labels: Tensor, lse: Tensor, gradScale: number, chunkTokens: number): Tensor {
     return crossEntropyLmHeadBackward(this, h, head, labels, lse, gradScale, chunkTokens);
   }
+  crossEntropyLmHeadAndGrad(h: Tensor, head: Tensor, labels: Tensor, gradScale: number, chunkTokens: number) {
+    return crossEntropyLmHeadAndGrad(this, h, head, labels, gradScale, chunkTokens);
+  }
   lmHeadLogits(h: Tensor, head: Tensor): Tensor { return lmHeadLogits(this, h, head); }
   adamw(params: readonly Tensor[], grads: readonly Tensor[], m: readonly Tensor[], v: readonly Tensor[], h: AdamWHyper): void {
     ops.adamw(this, params, grads, m, v, h);
@@ -232,10 +235,19 @@ export class CudaBackend implements DecodeBackend {
   kvCacheWrite(segments: readonly KvSegment[], blockSize: number, k: Tensor, v: Tensor, slots: Tensor): void {
     decode.kvCacheWrite(this, segments, blockSize, k, v, slots);
   }
-  /** Batch-1 NF4 weights that can share one launch take tsl_nf4_gemv_group; others run one by one. */
+  /**
+   * Batch-1 NF4 weights that can share one launch take tsl_nf4_gemv_group; other decode shapes run
+   * one by one; above them the adapters share one pass over x (LinearOps.forwardGroup).
+   */
   linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[] {
     if (decode.gemvGroupApplies(bases, rowsOf(x))) return decode.nf4GemvGroup(this, x, bases, loras);
-    return bases.map((b, i) => this.linear(x, b, loras[i] ?? null));
+    return this.linearOps.forwardGroup(x, bases, loras);
+  }
+  linearGroupBackward(
+    dys: readonly Tensor[], x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[],
+    grads: readonly (LoraGrads | null)[], needDx: boolean,
+  ): Tensor | null {
+    return this.linearOps.backwardGroup(dys, x, bases, loras, grads, needDx);
   }
   pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor {
     return decode.pagedAttention(this, q, segments, view, cuQueryLens, shape);

@@ -1,5 +1,5 @@
 // Cross-entropy fused with the LM head on the GPU: kernels-cuda forms logits chunkTokens rows at a
-// time in a workspace, so [T, V] logits never exist (tsl_ce_lmhead_fwd/_bwd).
+// time in a workspace, so [T, V] logits never exist (tsl_ce_lmhead_fwd/_bwd; _fused for training).
 import type { Tensor } from "../types.js";
 import type { CudaBackend } from "./backend.js";
 import { check } from "./native.js";
@@ -38,6 +38,19 @@ export function crossEntropyLmHeadBackward(
     const dh = be.alloc([T, H], "bf16");
     check(be.lib.ceBwd(ch.ptr, cw.ptr, lab.ptr, l.ptr, T, H, V, chunk(chunkTokens), gradScale, dh.ptr), "tsl_ce_lmhead_bwd");
     return dh;
+  });
+}
+
+/** Loss and dh together: each chunk's logits formed once (tsl_ce_lmhead_fused). */
+export function crossEntropyLmHeadAndGrad(
+  be: CudaBackend, h: Tensor, head: Tensor, labels: Tensor, gradScale: number, chunkTokens: number,
+): { lossSum: Tensor; dh: Tensor } {
+  const { T, H, V, lab } = shapes(h, head, labels);
+  return withDtype(be, "bf16", [h, head], (ch, cw) => {
+    const lossSum = be.alloc([1], "f32");
+    const dh = be.alloc([T, H], "bf16");
+    check(be.lib.ceFused(ch.ptr, cw.ptr, lab.ptr, T, H, V, chunk(chunkTokens), gradScale, lossSum.ptr, dh.ptr), "tsl_ce_lmhead_fused");
+    return { lossSum, dh };
   });
 }
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import koffi from "koffi";
 import { projectRoot } from "../../paths.js";
 import { formatBytes, MEMORY_CATEGORIES, OutOfMemoryError, type MemoryCategory } from "../types.js";
-import { opProfileEnabled, record } from "./op-profile.js";
+import { bindDeviceProfiler, opProfileEnabled, opProfileMode, record, type OpTime } from "./op-profile.js";
 
 /** Status codes of the C ABI (tsl_status). */
 export const TSL_OK = 0;
@@ -89,8 +89,18 @@ const SIGNATURES = {
     "int32_t tsl_linear_fwd(const void *x, const void *w, const void *bias, int32_t biasDtype, const void *a, const void *b, float scale, int64_t T, int64_t inF, int64_t outF, int32_t r, void *y)",
   linearBwd:
     "int32_t tsl_linear_bwd(const void *dy, const void *x, const void *w, const void *a, const void *b, float scale, int64_t T, int64_t inF, int64_t outF, int32_t r, void *dx, void *da, void *db)",
+  // grouped LoRA linears (q/k/v, gate/up over one x): the group's xa and g are [T, Σr]
+  loraDownGroup: "int32_t tsl_lora_down_group(int32_t count, const uint64_t *a, const int32_t *r, const void *x, int64_t T, int64_t inF, void *xa)",
+  linearFwdXa:
+    "int32_t tsl_linear_fwd_xa(const void *x, const void *w, const void *bias, int32_t biasDtype, const void *xa, int64_t ldXa, const void *b, float scale, int64_t T, int64_t inF, int64_t outF, int32_t r, void *y)",
+  linearBwdXa:
+    "int32_t tsl_linear_bwd_xa(const void *dy, const void *w, const void *b, float scale, int64_t T, int64_t inF, int64_t outF, int32_t r, const void *xa, int64_t ld, float dxBeta, void *dx, void *g, void *db)",
+  loraUpGroupBwd:
+    "int32_t tsl_lora_up_group_bwd(int32_t count, const uint64_t *a, const int32_t *r, const uint64_t *da, const void *x, const void *g, int64_t T, int64_t inF, void *dx)",
   ceFwd: "int32_t tsl_ce_lmhead_fwd(const void *h, const void *head, const void *labels, int64_t T, int64_t H, int64_t V, int64_t chunk, void *lossSum, void *lse)",
   ceBwd: "int32_t tsl_ce_lmhead_bwd(const void *h, const void *head, const void *labels, const void *lse, int64_t T, int64_t H, int64_t V, int64_t chunk, float gradScale, void *dh)",
+  ceFused:
+    "int32_t tsl_ce_lmhead_fused(const void *h, const void *head, const void *labels, int64_t T, int64_t H, int64_t V, int64_t chunk, float gradScale, void *lossSum, void *dh)",
   adamw:
     "int32_t tsl_adamw(const uint64_t *params, const uint64_t *grads, const uint64_t *m, const uint64_t *v, const uint64_t *sizes, int32_t count, float lr, float beta1, float beta2, float eps, float wd, int32_t step)",
   // generation (lib/infer): KV cache writes, attention over the cache, batch-1 NF4 decode
@@ -105,6 +115,12 @@ const SIGNATURES = {
   nf4GemmSmall:
     "int32_t tsl_nf4_gemm_small(const void *packed, int64_t outF, int64_t inF, int32_t blocksize, const void *absmaxF32, const void *absmaxQ, const void *nestedAbsmax, const void *nestedCode, int32_t nestedBlocksize, float nestedOffset, const void *x, int64_t T, const void *bias, int32_t biasDtype, const void *a, const void *b, float scale, int32_t r, void *y)",
   deviceInfo: "int32_t tsl_get_device_info(void *out)",
+  // device-time profile (TSLOTH_CUDA_PROFILE=gpu; op-profile.ts)
+  profileEnable: "int32_t tsl_profile_enable(int32_t on)",
+  profileMark: "int32_t tsl_profile_mark(const char *label)",
+  profileCollect: "int32_t tsl_profile_collect(int32_t *count)",
+  profileEntry: "int32_t tsl_profile_entry(int32_t i, void *label, int32_t size, int64_t *calls, double *ms)",
+  profileReset: "int32_t tsl_profile_reset(void)",
 } as const;
 
 export type Native = { [K in keyof typeof SIGNATURES]: Fn } & { path: string };
@@ -125,6 +141,7 @@ export function native(): Native {
     const fns: Record<string, Fn> = {};
     for (const [name, sig] of Object.entries(SIGNATURES)) fns[name] = lib.func(sig) as Fn;
     loaded = Object.assign(fns, { path }) as unknown as Native;
+    if (opProfileMode() === "gpu") bindDeviceProfiler(deviceProfiler(loaded));
     return loaded;
   } catch (e) {
     loadError = new Error(`tsloth: cannot load the CUDA library: ${(e as Error).message}`);
@@ -158,6 +175,40 @@ export function check(status: number, op: string, message?: string): void {
   const msg = message ?? lastError();
   if (status === TSL_ERR_OOM) throw outOfMemory(msg);
   throw new CudaError(op, status, `tsloth CUDA ${op}: ${msg}`);
+}
+
+/** The library's device-time profile, switched on (TSLOTH_CUDA_PROFILE=gpu). */
+function deviceProfiler(lib: Native): { mark(op: string): void; collect(): OpTime[]; reset(): void } {
+  const must = (status: number, op: string) => {
+    if (status !== TSL_OK) throw new CudaError(op, status, `tsloth CUDA ${op}: ${lastError()}`);
+  };
+  let enabled = false;
+  const ensure = () => {
+    if (!enabled) must(lib.profileEnable(1), "tsl_profile_enable");
+    enabled = true;
+  };
+  return {
+    mark(op) {
+      ensure();
+      must(lib.profileMark(op), "tsl_profile_mark");
+    },
+    collect() {
+      ensure();
+      const count = new Int32Array(1);
+      must(lib.profileCollect(count), "tsl_profile_collect");
+      const label = Buffer.alloc(256), calls = new BigInt64Array(1), ms = new Float64Array(1);
+      const out: OpTime[] = [];
+      for (let i = 0; i < count[0]; i++) {
+        must(lib.profileEntry(i, label, label.length, calls, ms), "tsl_profile_entry");
+        out.push({ op: label.toString("utf8", 0, Math.max(0, label.indexOf(0))), calls: Number(calls[0]), ms: ms[0] });
+      }
+      return out;
+    },
+    reset() {
+      ensure();
+      must(lib.profileReset(), "tsl_profile_reset");
+    },
+  };
 }
 
 const OOM_STRUCT_FIELDS = 3 + MEMORY_CATEGORIES.length;
