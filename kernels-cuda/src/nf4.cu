@@ -14,6 +14,7 @@
 // Slower there: a persistent grid with next-tile prefetch (84-86%), Hopper bulk async stores from
 // shared memory (88%), a tile's scales shuffled from one load per lane (91%).
 #include "common.cuh"
+#include "dependent_launch.cuh"
 #include "nf4_code.cuh"
 
 namespace tsl {
@@ -51,12 +52,15 @@ __device__ __forceinline__ float chunk_scale(const Nf4Absmax& am, uint64_t c, in
   return __ldg(am.nested_code + __ldg(am.q + b)) * __ldg(am.nested_absmax + (b >> sh.lnbs)) + am.nested_offset;
 }
 
+// Launched with programmatic dependent launch on sm_90+ (launch_dependent): the block's loads of
+// codes and scales (frozen weights, written only by synchronous uploads) are issued while the
+// previous kernel drains, and griddepcontrol.wait holds the stores until it has finished (it may
+// still be reading the workspace these stores overwrite).
 template <bool kShift>
 __global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t chunks, int blocksize, Shifts sh,
                                    Nf4Absmax absmax, uint4* __restrict__ out) {
   __shared__ float code[16];
   if (threadIdx.x < 16) code[threadIdx.x] = kNf4Code[threadIdx.x];
-  __syncthreads();
   const uint64_t warp = (blockIdx.x * (uint64_t)blockDim.x + threadIdx.x) >> 5;
   const uint64_t base = warp * 32 * kChunks + (threadIdx.x & 31);
   uint32_t words[kChunks];
@@ -71,6 +75,11 @@ __global__ void nf4_dequant_bf16x8(const uint32_t* __restrict__ packed, uint64_t
     const uint64_t c = base + j * 32;
     scales[j] = c < chunks ? chunk_scale<kShift>(absmax, c, blocksize, sh) : 0.f;
   }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  __syncthreads();  // code[]
 #pragma unroll
   for (int j = 0; j < kChunks; j++) {
     const uint64_t c = base + j * 32;
@@ -124,10 +133,14 @@ extern "C" tsl_status tsl_nf4_dequantize(const uint8_t* d_packed, uint64_t n, in
       const Shifts sh{log2_exact(blocksize), log2_exact(nested_blocksize)};
       const uint32_t* words = reinterpret_cast<const uint32_t*>(d_packed);
       uint4* out = reinterpret_cast<uint4*>(d_out);
-      if (sh.lbs >= 0 && (sh.lnbs >= 0 || !d_absmax_q))
-        nf4_dequant_bf16x8<true><<<grid, threads, 0, compute_stream()>>>(words, chunks, blocksize, sh, am, out);
-      else
-        nf4_dequant_bf16x8<false><<<grid, threads, 0, compute_stream()>>>(words, chunks, blocksize, sh, am, out);
+      const bool shifts = sh.lbs >= 0 && (sh.lnbs >= 0 || !d_absmax_q);
+      static const KernelSetup setups[2] = {setup_kernel(nf4_dequant_bf16x8<false>, threads, 0),
+                                            setup_kernel(nf4_dequant_bf16x8<true>, threads, 0)};
+      const KernelSetup& setup = setups[shifts];
+      if (setup.error != cudaSuccess) return cuda_fail(op, setup.error);
+      void* params[] = {&words, const_cast<uint64_t*>(&chunks), &blocksize, const_cast<Shifts*>(&sh), &am, &out};
+      const void* kernel = shifts ? (const void*)nf4_dequant_bf16x8<true> : (const void*)nf4_dequant_bf16x8<false>;
+      TSL_CUDA(op, launch_dependent(kernel, params, dim3(grid), threads, 0, setup.dependent_launch, compute_stream()));
       TSL_CHECK_LAUNCH(op);
     }
     done = chunks * 8;
