@@ -108,6 +108,7 @@ def body(rep):
     rep.expect("h2d async copy is exact", torch.equal(dst, src))
     call("tsl_host_free", h)
     graphs(rep)
+    device_profile(rep)
     call("tsl_empty_cache")
     cur, _, cached, _ = stats()
     rep.expect("empty_cache releases cached blocks", cached == 0, f"cached={cached}")
@@ -167,6 +168,43 @@ def graphs(rep):
     rep.expect("work runs as usual after an aborted capture", torch.allclose(out, x + y))
     cur3, _, _, _ = stats()
     rep.expect("an aborted capture keeps nothing reserved", cur3[ws] == cur0[ws], f"{cur3[ws]} vs {cur0[ws]}")
+
+
+def device_profile(rep):
+    """The device-time profile: marks charge the time since the previous mark to their label (GEMMs
+    mark themselves by shape), nothing is recorded while off, and reset zeroes the totals."""
+    from common import BF16, f32, i64, ptr
+
+    def entries():
+        count = ctypes.c_int32()
+        call("tsl_profile_collect", ctypes.byref(count))
+        out, label, calls, ms = {}, ctypes.create_string_buffer(256), ctypes.c_int64(), ctypes.c_double()
+        for i in range(count.value):
+            call("tsl_profile_entry", i, label, 256, ctypes.byref(calls), ctypes.byref(ms))
+            out[label.value.decode()] = (calls.value, ms.value)
+        return out
+
+    a = torch.randn(2048, 2048, device="cuda").bfloat16()
+    c = torch.empty(2048, 2048, device="cuda").bfloat16()
+    gemm = lambda: call("tsl_gemm", 0, 1, i64(2048), i64(2048), i64(2048), f32(1), ptr(a), ptr(a), BF16, f32(0), ptr(c), BF16, None)
+    gemm()  # plans the shape while the profile is off: nothing recorded
+    call("tsl_profile_enable", 1)
+    call("tsl_profile_reset")
+    call("tsl_profile_mark", b"start")
+    for _ in range(5):
+        gemm()
+    call("tsl_profile_mark", b"after gemms")
+    got = entries()
+    g = got.get("gemm 2048x2048x2048")
+    rep.expect("profile: each GEMM is charged to its shape", g is not None and g[0] == 5 and g[1] > 0, repr(got))
+    rep.expect("profile: a mark right after them gets next to nothing", "after gemms" in got and got["after gemms"][1] < (g or (0, 1))[1], repr(got))
+    call("tsl_profile_reset")
+    rep.expect("profile: reset zeroes the totals", entries() == {}, repr(entries()))
+    call("tsl_profile_enable", 0)
+    gemm()
+    rep.expect("profile: nothing is recorded while off", entries() == {})
+    st, msg = status_of("tsl_profile_entry", 0, ctypes.create_string_buffer(8), 8, ctypes.byref(ctypes.c_int64()), ctypes.byref(ctypes.c_double()))
+    rep.expect("profile: reading past the entries is refused", st != 0 and "entry" in msg, msg)
 
 
 if __name__ == "__main__":
