@@ -1,0 +1,195 @@
+// NF4 matrix-vector bench, part 5 (round five): the shipped group kernel (nf4_gemv_kernels.cuh)
+// with x staged in shared memory and the code words double-buffered in registers. Included by
+// nf4_gemv_bench.cu only.
+//
+// Why: the shipped kernel holds an iteration's 8 x vectors (32 registers) through the wait for its
+// code words, and issues the next iteration's loads only after this one's math, so each warp has
+// 2 KB in flight part of the time; at 16 warps per SM that is below what the H100's latency needs
+// (~23 KB per SM at the copy rate) and far below the H200's. With x in shared memory (read per word
+// right before its math: 8 KB for K = 4096, 28 KB for K = 14336, beside the 64 KB table) those
+// registers hold the next iteration's words and absmax codes instead, so the loads of iteration
+// i + 1 are in flight during iteration i's math (ping-pong buffers, unrolled by two so no copies).
+// PREDICTION (H100, layer of 4 launches, src_shipped 60.4 us = 62.5%): gate/up 67 -> ~76%, down
+// 77 -> ~82%, q/o and k/v +5-10 points; layer ~54 us = ~70%. H200 47 -> ~55%.
+// MEASURED (H100, one run, copy 3.01 TB/s; src_shipped in the same run): % of copy for q/o, k/v,
+// gate/up, down, layer of 4 launches: src_shipped 52.9 / 17.8 / 67.3 / 76.4 / 64.3 (58.2 us); pipe
+// (R 2: 128 registers) 46.3 / 17.9 / 60.0 / 64.6 / 62.7 (59.6 us); pipe_w4 43.7 / 16.0 / 52.6 / 58.6 /
+// 55.9; the loads alone (probe_words) 64.0 / 28.7 / 89.9 / 87.9 / 77.9 (7 launches). Slower on every
+// big shape, like v11's register double buffering: more bytes in flight per warp did not buy
+// bandwidth, so latency per warp is not what holds the shipped kernel near two thirds of its loads'
+// rate. Not shipped.
+#pragma once
+#include "nf4_gemv_variants_ring.cuh"
+
+// nf4_gemv_kernels.cuh's field pick by constant indices (it undefines its own copy).
+#define TSL_PICK(G, I, FIELD) ((I) == 2 ? (G).m[2].FIELD : (I) == 1 ? (G).m[1].FIELD : (G).m[0].FIELD)
+
+namespace pipe {
+
+using tsl::dot8_pairs;
+using tsl::Nf4GemvGroup;
+
+// One iteration's code words and absmax codes for kRows rows (kFull: every word in range).
+template <int kRows, int kWords>
+struct Stage {
+  uint32_t cw[kRows][kWords];
+  uint32_t q[kRows];   // the lane's absmax code byte (double quantization)
+  float nested[kRows]; // its nested absmax
+};
+
+template <int kRows, int kWords>
+__device__ __forceinline__ void load_stage(const Nf4GemvGroup& g, const uint32_t* const* rowp, const int64_t* e0, const int* m,
+                                           int base, int end, Stage<kRows, kWords>& st) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int u = 0; u < kWords; u++)
+#pragma unroll
+    for (int r = 0; r < kRows; r++) st.cw[r][u] = __ldcs(rowp[r] + base + lane + 32 * u);
+#pragma unroll
+  for (int r = 0; r < kRows; r++) {
+    const int mr = m[r];
+    const int64_t b = ((e0[r] + (int64_t)base * 8) >> g.log2_blocksize) + lane;
+    const bool ok = b <= (e0[r] + (int64_t)end * 8 - 1) >> g.log2_blocksize;
+    st.q[r] = ok ? __ldg(TSL_PICK(g, mr, scales.q) + b) : 0u;
+    st.nested[r] = ok ? __ldg(TSL_PICK(g, mr, scales.nested_absmax) + (b >> TSL_PICK(g, mr, log2_nested_blocksize))) : 0.f;
+  }
+}
+
+template <int kRows, int kWords>
+__device__ __forceinline__ void compute_stage(const Nf4GemvGroup& g, const int64_t* e0, const int* m, int base,
+                                              const Stage<kRows, kWords>& st, const uint4* xs, const float* nested_code,
+                                              const char* table, float* acc) {
+  const int lane = threadIdx.x & 31;
+  float mine[kRows];
+  int t[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; r++) {
+    mine[r] = fmaf(nested_code[m[r] * 256 + st.q[r]], st.nested[r], TSL_PICK(g, m[r], scales.nested_offset));
+    t[r] = (int)((e0[r] + (int64_t)base * 8) & ((1 << g.log2_blocksize) - 1)) + lane * 8;
+  }
+#pragma unroll
+  for (int u = 0; u < kWords; u++) {
+    const uint4 xv = xs[base + lane + 32 * u];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const float scale = __shfl_sync(0xffffffffu, mine[r], (t[r] + 256 * u) >> g.log2_blocksize);
+      acc[r] = fmaf(scale, dot8_pairs(st.cw[r][u], xv, table, (uint32_t)lane * 4), acc[r]);
+    }
+  }
+}
+
+// Double-quantized absmax only (the bench's weights); x and in_f as the group kernel requires, plus
+// in_f / 8 a multiple of 32 · kWords for the pipelined part (the rest takes the shipped iteration).
+template <int kRows, int kWords>
+__global__ void __launch_bounds__(256, 2) pipe_kernel(const Nf4GemvGroup g) {
+  extern __shared__ __align__(16) char smem[];
+  char* table = smem;
+  uint4* xs = reinterpret_cast<uint4*>(smem + tsl::kTableBytes);
+  __shared__ float nested_code[tsl::kMaxGroup * 256];
+  tsl::fill_pair_table(table, blockDim.x);
+  for (int i = threadIdx.x; i < g.count * 256; i += blockDim.x) nested_code[i] = TSL_PICK(g, i >> 8, scales.nested_code)[i & 255];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  const int words = (int)(g.in_f >> 3);
+  const uint4* x8 = reinterpret_cast<const uint4*>(g.x);
+  for (int i = threadIdx.x; i < words; i += blockDim.x) xs[i] = __ldg(x8 + i);
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  constexpr int kStep = 32 * kWords;
+  const int full = words / kStep;  // iterations with every word in range
+  const int64_t groups = (g.rows + 8 * kRows - 1) / (8 * kRows);
+  for (int64_t gi = blockIdx.x; gi < groups; gi += gridDim.x) {
+    const int64_t row0 = (gi * 8 + (threadIdx.x >> 5)) * kRows;
+    if (row0 >= g.rows) break;
+    const uint32_t* rowp[kRows];
+    int64_t e0[kRows];
+    int m[kRows];
+    float acc[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const int64_t row = min(row0 + r, g.rows - 1);
+      m[r] = tsl::matrix_of(g, row);
+      const int64_t i = row - TSL_PICK(g, m[r], first_row);
+      rowp[r] = TSL_PICK(g, m[r], packed) + i * words;
+      e0[r] = i * g.in_f;
+      acc[r] = 0.f;
+    }
+    Stage<kRows, kWords> a, b;
+    int it = 0;
+    if (full > 0) load_stage(g, rowp, e0, m, 0, kStep, a);
+    for (; it + 2 <= full; it += 2) {
+      load_stage(g, rowp, e0, m, (it + 1) * kStep, (it + 2) * kStep, b);
+      compute_stage(g, e0, m, it * kStep, a, xs, nested_code, table, acc);
+      if (it + 2 < full) load_stage(g, rowp, e0, m, (it + 2) * kStep, (it + 3) * kStep, a);
+      compute_stage(g, e0, m, (it + 1) * kStep, b, xs, nested_code, table, acc);
+    }
+    if (it < full) compute_stage(g, e0, m, it * kStep, a, xs, nested_code, table, acc);
+    if (full * kStep < words)
+      tsl::group_iteration<kRows, kWords, true, true, false>(g, rowp, e0, m, full * kStep, words, nested_code, table, acc);
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const float v = tsl::warp_sum(acc[r]);
+      const int64_t row = row0 + r;
+      if (lane == 0 && row < g.rows) tsl::finish_row(g, m[r], row - TSL_PICK(g, m[r], first_row), v);
+    }
+  }
+}
+
+// Grid capped at the resident blocks, as the shipped launch; shared memory = table + x.
+template <int R, int W>
+static void launch_pipe_r(const Args* list, int n, cudaStream_t s) {
+  const Nf4GemvGroup g = ring_group_of(list, n);
+  const int smem = tsl::kTableBytes + (int)g.in_f * 2;
+  auto kern = pipe_kernel<R, W>;
+  static int per_sm = 0, smem_set = 0;
+  if (smem > smem_set) {
+    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, 28672 * 2 + tsl::kTableBytes));
+    smem_set = 28672 * 2 + tsl::kTableBytes;
+    cudaFuncAttributes fa;
+    CK(cudaFuncGetAttributes(&fa, kern));
+    fprintf(stderr, "pipe R=%d W=%d: %d registers\n", R, W, fa.numRegs);
+  }
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, 256, smem));
+  int dev, sms;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int64_t groups = (g.rows + 8 * R - 1) / (8 * R), slots = (int64_t)std::max(per_sm, 1) * sms;
+  const int64_t per = (groups + slots - 1) / slots;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3((unsigned)((groups + per - 1) / per));
+  cfg.blockDim = dim3(256);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  CK(cudaLaunchKernelEx(&cfg, kern, g));
+}
+
+template <int W>
+static void launch_pipe_group(const Args* list, int n, cudaStream_t s) {
+  int64_t rows = 0;
+  for (int i = 0; i < n; i++) rows += list[i].out_f;
+  int dev, sms;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  if (rows / 2 >= 8LL * sms) launch_pipe_r<2, W>(list, n, s);
+  else launch_pipe_r<1, W>(list, n, s);
+}
+template <int W>
+static void launch_pipe(const Args& a, cudaStream_t s) { launch_pipe_group<W>(&a, 1, s); }
+
+}  // namespace pipe
+
+#undef TSL_PICK
+
+static const Variant kPipeVariants[] = {
+    // 8 words per lane per row and stage (2 KB in flight per warp per stage at 2 rows)
+    {"pipe", pipe::launch_pipe<8>, false, pipe::launch_pipe_group<8>},
+    // 4 words: half the registers per stage, twice the iterations
+    {"pipe_w4", pipe::launch_pipe<4>, false, pipe::launch_pipe_group<4>},
+};
