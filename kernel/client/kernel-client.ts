@@ -18,6 +18,7 @@ export class KernelClient {
   private readonly shellQueue: SendQueue;
   private readonly controlQueue: SendQueue;
   private readonly listeners = new Map<string, Listener>();
+  private closed = false;
 
   constructor(private readonly connection: ConnectionInfo) {
     this.signer = new MessageSigner(connection.key, connection.signature_scheme);
@@ -52,7 +53,7 @@ export class KernelClient {
   /** Waits until the kernel answers kernel_info and its iopub messages reach us. */
   async waitForReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !this.closed) {
       const ok = await new Promise<boolean>((resolve) => {
         let replied = false;
         let published = false;
@@ -65,11 +66,20 @@ export class KernelClient {
       });
       if (ok) return;
     }
+    if (this.closed) throw new Error("the client was closed before the kernel answered kernel_info");
     throw new Error(`the kernel did not answer kernel_info within ${timeoutMs / 1000} s`);
   }
 
   close(): void {
-    for (const s of [this.shell, this.control, this.iopub]) s.close();
+    this.closed = true;
+    // Drop what a dead kernel never took: with the default linger, ZeroMQ holds the process open
+    // until queued requests are delivered, which never happens.
+    this.shellQueue.close();
+    this.controlQueue.close();
+    for (const s of [this.shell, this.control, this.iopub]) {
+      s.linger = 0;
+      s.close();
+    }
   }
 
   private async pump(socket: zmq.Dealer | zmq.Subscriber): Promise<void> {

@@ -24,6 +24,12 @@ export interface LaunchedKernel {
   process: ChildProcess;
   /** What the kernel wrote to stderr (its diagnostics), for error reports. */
   stderr(): string;
+  /**
+   * Rejects, with the kernel's stderr, if the process ends before dispose(): race it against anything
+   * that waits on the kernel, so a kernel that dies (a missing package, a crash) is reported at once
+   * instead of waited for.
+   */
+  exited: Promise<never>;
   dispose(): void;
 }
 
@@ -41,12 +47,30 @@ export async function launchKernel(cwd: string): Promise<LaunchedKernel> {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let log = "";
+  let disposed = false;
   child.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-20000)));
+  const exited = new Promise<never>((_, reject) => {
+    child.once("exit", (code, signal) => {
+      if (disposed) return;
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      // Its stderr may still be draining; give it a moment so the message holds the last words
+      // (not "close": a process the kernel started may hold the pipe open).
+      const report = () => reject(new Error(`the kernel process ${how}. Its output:\n${log.trim() || "(none)"}`));
+      if (child.stderr!.readableEnded) report();
+      else {
+        const timer = setTimeout(report, 200);
+        child.stderr!.once("end", () => (clearTimeout(timer), report()));
+      }
+    });
+  });
+  exited.catch(() => undefined);  // observed by whoever races it; never an unhandled rejection
   return {
     connection,
     process: child,
     stderr: () => log,
+    exited,
     dispose: () => {
+      disposed = true;
       if (child.exitCode === null) child.kill("SIGKILL");
       rmSync(file, { force: true });
     },

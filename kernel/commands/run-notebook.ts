@@ -99,12 +99,14 @@ export const runNotebookCommand: Subcommand = {
     let failed: { index: number; cell: NotebookCell; error?: Output } | undefined;
     try {
       client.connect();
-      await client.waitForReady(30000);
+      await Promise.race([client.waitForReady(30000), kernel.exited]).catch((e: Error) => {
+        throw new Error(`${e.message}${kernel.process.exitCode === null && kernel.stderr().trim() ? `\nThe kernel's output:\n${kernel.stderr().trim()}` : ""}`);
+      });
       const displays = new Map<string, Output[]>();
       for (const [index, cell] of nb.cells.entries()) {
         if (cell.cell_type !== "code") continue;
         const code = Array.isArray(cell.source) ? cell.source.join("") : cell.source;
-        const result = await runCell(client, code, displays, timeout);
+        const result = await Promise.race([runCell(client, code, displays, timeout), kernel.exited]);
         cell.outputs = result.outputs;
         cell.execution_count = result.executionCount;
         if (result.status !== "ok") {

@@ -5,6 +5,7 @@ import { logKernel } from "../log.js";
 
 export class SendQueue {
   private tail: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(
     private readonly socket: Writable,
@@ -13,9 +14,16 @@ export class SendQueue {
 
   send(frames: Buffer[]): Promise<void> {
     this.tail = this.tail.then(
-      () => this.socket.send(frames),
-    ).catch((e: unknown) => logKernel(`send on ${this.name} failed: ${(e as Error).message}`));
+      () => (this.closed ? undefined : this.socket.send(frames)),
+    ).catch((e: unknown) => {
+      if (!this.closed) logKernel(`send on ${this.name} failed: ${(e as Error).message}`);
+    });
     return this.tail;
+  }
+
+  /** The socket is closing: what is still queued is dropped without a complaint per message. */
+  close(): void {
+    this.closed = true;
   }
 
   /** Resolves once every send queued so far has left. */
