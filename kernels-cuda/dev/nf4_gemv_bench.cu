@@ -48,7 +48,7 @@
 #include "nf4_gemv_variants_fast.cuh"
 #include "nf4_gemv_variants_next.cuh"
 #include "nf4_gemv_variants_ring.cuh"
-#include "nf4_gemv_variants_pipe.cuh"
+#include "nf4_gemv_variants_lanes.cuh"
 
 // ---- reference: bf16(code * absmax) per weight, f64 sums; one block per row -------------------
 __global__ void reference_kernel(Args a, double* __restrict__ ref) {
@@ -278,6 +278,7 @@ int main(int argc, char** argv) {
   variants.insert(variants.end(), kNextVariants, kNextVariants + sizeof(kNextVariants) / sizeof(kNextVariants[0]));
   variants.insert(variants.end(), kRingVariants, kRingVariants + sizeof(kRingVariants) / sizeof(kRingVariants[0]));
   variants.insert(variants.end(), kPipeVariants, kPipeVariants + sizeof(kPipeVariants) / sizeof(kPipeVariants[0]));
+  variants.insert(variants.end(), kLanesVariants, kLanesVariants + sizeof(kLanesVariants) / sizeof(kLanesVariants[0]));
   const int nv = (int)variants.size();
   std::vector<double> layer_us(nv, 0);
   std::vector<bool> variant_ok(nv, true);

@@ -183,6 +183,108 @@ static void launch_pipe_group(const Args* list, int n, cudaStream_t s) {
 template <int W>
 static void launch_pipe(const Args& a, cudaStream_t s) { launch_pipe_group<W>(&a, 1, s); }
 
+
+// ---- probes: which pipe bounds the shipped kernel? ----------------------------------------------
+// Per 2 KB of code words (2 rows x 8 words per lane) the shipped iteration sends ~128 operations
+// through the MIO/LSU pipe: 64 table lookups (LDS), 32 wavefronts of x (8 LDG.128), 16 code-word
+// loads and 16 scale shuffles. If that pipe sustains ~0.5 of them per clock per SM, it caps the
+// kernel at ~8 bytes of codes per clock per SM: 62% of an H100's copy rate and 50% of an H200's,
+// close to what the kernel reaches on both (64-67%, 47-57%), while the issue-rate ceiling (~3.3
+// instructions per weight) would allow ~150% / ~120%. Two probes (wrong results, timed only) take
+// parts of that traffic away: x loaded once per row group and reused (-32 wavefronts), and the
+// scale taken without its shuffle (-16). PREDICTION if MIO-bound (H100 gate/up 67%): x-once ~84%
+// (near the loads' 90%), no-shuffle ~77%. If issue-bound instead: +2% and +4-7%.
+// MEASURED (H100, one run; % of copy for gate/up, down, layer of 4 launches): the loop's plain copy
+// (mio_same) 62.9 / 74.7 / 68.1% (55.5 us; the shipped kernel 67.3 / 75.9 / 64.7%, 58.5 us: the copy
+// lacks the tail iteration, the absmax bound check and the epilogue's bias/LoRA, and is faster as a
+// group), x once 63.3 / 75.9 / 69.6%, no shuffle 67.0 / 77.8 / 71.6%, both 68.7 / 79.7 / 73.5%. Not
+// MIO-bound as modelled (x traffic barely matters); the shuffles and per-word scale math cost ~5%.
+template <int kRows, int kWords, bool kXOnce, bool kNoShfl>
+__global__ void __launch_bounds__(256, kRows == 2 ? 2 : 1) mio_probe_kernel(const Nf4GemvGroup g) {
+  extern __shared__ __align__(16) char table[];
+  __shared__ float nested_code[tsl::kMaxGroup * 256];
+  tsl::fill_pair_table(table, blockDim.x);
+  for (int i = threadIdx.x; i < g.count * 256; i += blockDim.x) nested_code[i] = TSL_PICK(g, i >> 8, scales.nested_code)[i & 255];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int words = (int)(g.in_f >> 3);
+  const uint4* x8 = reinterpret_cast<const uint4*>(g.x);
+  const int64_t groups = (g.rows + 8 * kRows - 1) / (8 * kRows);
+  for (int64_t gi = blockIdx.x; gi < groups; gi += gridDim.x) {
+    const int64_t row0 = (gi * 8 + (threadIdx.x >> 5)) * kRows;
+    if (row0 >= g.rows) break;
+    const uint32_t* rowp[kRows];
+    int64_t e0[kRows];
+    int m[kRows];
+    float acc[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const int64_t row = min(row0 + r, g.rows - 1);
+      m[r] = tsl::matrix_of(g, row);
+      const int64_t i = row - TSL_PICK(g, m[r], first_row);
+      rowp[r] = TSL_PICK(g, m[r], packed) + i * words;
+      e0[r] = i * g.in_f;
+      acc[r] = 0.f;
+    }
+    uint4 xonce[kWords];
+    if (kXOnce)
+#pragma unroll
+      for (int u = 0; u < kWords; u++) xonce[u] = __ldg(x8 + lane + 32 * u);
+    for (int base = 0; base + 32 * kWords <= words; base += 32 * kWords) {
+      uint32_t cw[kRows][kWords];
+      uint4 xv[kWords];
+#pragma unroll
+      for (int u = 0; u < kWords; u++) {
+#pragma unroll
+        for (int r = 0; r < kRows; r++) cw[r][u] = __ldcs(rowp[r] + base + lane + 32 * u);
+        xv[u] = kXOnce ? xonce[u] : __ldg(x8 + base + lane + 32 * u);
+      }
+      float mine[kRows];
+      int t[kRows];
+#pragma unroll
+      for (int r = 0; r < kRows; r++) {
+        const int mr = m[r];
+        const int64_t start = e0[r] + (int64_t)base * 8;
+        const int64_t b = (start >> g.log2_blocksize) + lane;
+        mine[r] = fmaf(nested_code[mr * 256 + __ldg(TSL_PICK(g, mr, scales.q) + b)],
+                       __ldg(TSL_PICK(g, mr, scales.nested_absmax) + (b >> TSL_PICK(g, mr, log2_nested_blocksize))),
+                       TSL_PICK(g, mr, scales.nested_offset));
+        t[r] = (int)(start & ((1 << g.log2_blocksize) - 1)) + lane * 8;
+      }
+#pragma unroll
+      for (int u = 0; u < kWords; u++)
+#pragma unroll
+        for (int r = 0; r < kRows; r++) {
+          const float scale = kNoShfl ? mine[r] : __shfl_sync(0xffffffffu, mine[r], (t[r] + 256 * u) >> g.log2_blocksize);
+          acc[r] = fmaf(scale, dot8_pairs(cw[r][u], xv[u], table, (uint32_t)lane * 4), acc[r]);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+      const float v = tsl::warp_sum(acc[r]);
+      const int64_t row = row0 + r;
+      if (lane == 0 && row < g.rows) tsl::finish_row(g, m[r], row - TSL_PICK(g, m[r], first_row), v);
+    }
+  }
+}
+
+template <bool kXOnce, bool kNoShfl>
+static void launch_mio_group(const Args* list, int n, cudaStream_t s) {
+  int64_t rows = 0;
+  for (int i = 0; i < n; i++) rows += list[i].out_f;
+  int dev, sms;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const Nf4GemvGroup g = ring_group_of(list, n);
+  if (rows / 2 >= 8LL * sms) launch_capped(mio_probe_kernel<2, 8, kXOnce, kNoShfl>, g, g.rows, 2, "mio probe", s);
+  else launch_capped(mio_probe_kernel<1, 8, kXOnce, kNoShfl>, g, g.rows, 1, "mio probe", s);
+}
+template <bool kXOnce, bool kNoShfl>
+static void launch_mio(const Args& a, cudaStream_t s) { launch_mio_group<kXOnce, kNoShfl>(&a, 1, s); }
 }  // namespace pipe
 
 #undef TSL_PICK
@@ -192,4 +294,9 @@ static const Variant kPipeVariants[] = {
     {"pipe", pipe::launch_pipe<8>, false, pipe::launch_pipe_group<8>},
     // 4 words: half the registers per stage, twice the iterations
     {"pipe_w4", pipe::launch_pipe<4>, false, pipe::launch_pipe_group<4>},
+    // the probes above (wrong results by design): the shipped loop as is, x once, no shuffle, both
+    {"mio_same", pipe::launch_mio<false, false>, true, pipe::launch_mio_group<false, false>},
+    {"mio_xonce", pipe::launch_mio<true, false>, true, pipe::launch_mio_group<true, false>},
+    {"mio_noshfl", pipe::launch_mio<false, true>, true, pipe::launch_mio_group<false, true>},
+    {"mio_both", pipe::launch_mio<true, true>, true, pipe::launch_mio_group<true, true>},
 };
