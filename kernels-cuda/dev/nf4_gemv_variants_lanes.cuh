@@ -145,6 +145,7 @@ static void launch_lanes(const Args& a, cudaStream_t s) { launch_lanes_group(&a,
 
 }  // namespace lanes
 
+
 #undef TSL_PICK
 
 static const Variant kLanesVariants[] = {

@@ -204,6 +204,22 @@ static void launch_src_r(const Args* list, int n, cudaStream_t s) {
     launch_capped(tsl::nf4_gemv_group_kernel<R, 8, true, true>, g, g.rows, R, "src group kernel", s);
   }
 }
+template <typename K>
+static int blocks_per_sm_of(K kern) {
+  int per_sm = 0;
+  CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, tsl::kTableBytes));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, 256, tsl::kTableBytes));
+  return std::max(per_sm, 1);
+}
+static double fill_of(int64_t rows, int R, int per_sm, int sms) {
+  const int64_t groups = (rows + 8 * R - 1) / (8 * R), slots = (int64_t)per_sm * sms;
+  return (double)groups / (double)(((groups + slots - 1) / slots) * slots);
+}
+// Rows per warp as nf4_gemv.cu picks them: 2 unless that leaves fewer than 8 warps per SM, or its
+// row groups fill the resident blocks' last round poorly (< 80%) where 1 row's fill it well (> 90%).
+// Round five (H100, one run): the second rule alone (variant src_balanced then) took the layer of 4
+// launches from 54.6 to 54.0 us (68.7 -> 69.5% of copy; predicted ~53.3): q/k/v's 6144 rows make
+// 384 groups of 16 on 264 slots (2 rounds, 73% full) at 2 rows, 768 groups of 8 on 396 slots (97%) at 1.
 template <bool kShipped>
 static void launch_src_group(const Args* list, int n, cudaStream_t s) {
   int64_t rows = 0;
@@ -211,7 +227,11 @@ static void launch_src_group(const Args* list, int n, cudaStream_t s) {
   int dev, sms;
   CK(cudaGetDevice(&dev));
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  if (rows / 2 >= 8LL * sms) launch_src_r<2, kShipped>(list, n, s);
+  const bool group = n > 1 || !kShipped;
+  const int per2 = group ? blocks_per_sm_of(tsl::nf4_gemv_group_kernel<2, 8, true, true>) : blocks_per_sm_of(tsl::nf4_gemv_kernel<2, 8, true>);
+  const int per1 = group ? blocks_per_sm_of(tsl::nf4_gemv_group_kernel<1, 8, true, true>) : blocks_per_sm_of(tsl::nf4_gemv_kernel<1, 8, true>);
+  const bool balanced = !(fill_of(rows, 2, per2, sms) < 0.8 && fill_of(rows, 1, per1, sms) > 0.9);
+  if (rows / 2 >= 8LL * sms && balanced) launch_src_r<2, kShipped>(list, n, s);
   else launch_src_r<1, kShipped>(list, n, s);
 }
 template <bool kShipped>

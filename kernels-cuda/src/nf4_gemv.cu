@@ -39,6 +39,12 @@
 //   gate/up 29.3 against 29.5 us.
 //   H100, an earlier form of the group kernel (parameters behind __grid_constant__): layer of 7
 //   67.4 us, of 4 60.4 us (v10w_autoc_pdl 60.5 in the same run).
+// Round five (H100, one run, copy 3.00 TB/s): each lane's absmax read made branch-free (lanes past
+// an iteration's last block read it again; probes had shown the shipped loop's generality costing
+// ~4 points of the layer) took the layer of 4 launches from 58.6 to 54.6 us (64.2 -> 68.7% of copy)
+// and the single-matrix kernel from 126 to 118 registers; 1 row per warp where 2 rows' groups fill
+// the last round of resident blocks poorly (q/k/v) took it to 54.0 us = 69.5%. Through the C ABI:
+// gate/up grouped 27.6 us = 72.8%, down 13.5 us = 74.3%, q/k/v grouped 8.4 us = 51.5% (was 10.2-10.6).
 // What is left between this kernel and its bench twin v10w_autoc_pdl (6 us per layer on the H200,
 // 1 us of it on k/v): this kernel reads the nested absmax code after griddepcontrol.wait, so one
 // global round trip follows the previous kernel's end; the twin reads it before. Not moved here
@@ -78,23 +84,39 @@ cudaError_t launch_with(const void* kernel, const Args& args, unsigned grid, int
   return launch_dependent(kernel, params, dim3(grid), threads, smem, dependent, st);
 }
 
-// Grid: at most the resident blocks (blocks_per_sm x SMs), evened so that every block takes the
-// same number of row groups (the last possibly one fewer), so no block waits for a free slot and
-// refills its table. One matrix: nf4_gemv_kernel over GemvArgs; several: nf4_gemv_group_kernel.
+// The kernel for one matrix (nf4_gemv_kernel over GemvArgs) or several (nf4_gemv_group_kernel), set
+// up once per instantiation.
+template <int kRows, int kWords, bool kDoubleQuant>
+const KernelSetup& gemv_setup(bool group) {
+  static const KernelSetup setups[2] = {setup_kernel(nf4_gemv_kernel<kRows, kWords, kDoubleQuant>, kWarps * 32, kTableBytes),
+                                        setup_kernel(nf4_gemv_group_kernel<kRows, kWords, kDoubleQuant, true>, kWarps * 32,
+                                                     kTableBytes)};
+  return setups[group];
+}
+
+// The resident block slots (blocks_per_sm x SMs) and how full the last round of row groups leaves them.
+struct Rounds {
+  int64_t groups, slots;
+  double fill() const { return (double)groups / (double)(((groups + slots - 1) / slots) * slots); }
+};
+
+Rounds rounds_of(int64_t rows, int rows_per_warp, const KernelSetup& setup, int sms) {
+  return {(rows + kWarps * rows_per_warp - 1) / (kWarps * rows_per_warp),
+          (int64_t)(setup.blocks_per_sm > 0 ? setup.blocks_per_sm : 1) * sms};
+}
+
+// Grid: at most the resident blocks, evened so that every block takes the same number of row groups
+// (the last possibly one fewer), so no block waits for a free slot and refills its table.
 template <int kRows, int kWords, bool kDoubleQuant>
 cudaError_t launch_gemv(const Nf4GemvGroup& g, const GemvArgs& single, int sms, cudaStream_t st) {
   const bool group = g.count > 1;
   const void* kernel = group ? (const void*)nf4_gemv_group_kernel<kRows, kWords, kDoubleQuant, true>
                              : (const void*)nf4_gemv_kernel<kRows, kWords, kDoubleQuant>;
-  static const KernelSetup setups[2] = {setup_kernel(nf4_gemv_kernel<kRows, kWords, kDoubleQuant>, kWarps * 32, kTableBytes),
-                                        setup_kernel(nf4_gemv_group_kernel<kRows, kWords, kDoubleQuant, true>, kWarps * 32,
-                                                     kTableBytes)};
-  const KernelSetup& setup = setups[group];
+  const KernelSetup& setup = gemv_setup<kRows, kWords, kDoubleQuant>(group);
   if (setup.error != cudaSuccess) return setup.error;
-  const int64_t groups = (g.rows + kWarps * kRows - 1) / (kWarps * kRows);
-  const int64_t slots = (int64_t)(setup.blocks_per_sm > 0 ? setup.blocks_per_sm : 1) * sms;
-  const int64_t per_block = (groups + slots - 1) / slots;
-  const unsigned grid = (unsigned)((groups + per_block - 1) / per_block);
+  const Rounds r = rounds_of(g.rows, kRows, setup, sms);
+  const int64_t per_block = (r.groups + r.slots - 1) / r.slots;
+  const unsigned grid = (unsigned)((r.groups + per_block - 1) / per_block);
   return group ? launch_with(kernel, g, grid, kWarps * 32, kTableBytes, setup.dependent_launch, st)
                : launch_with(kernel, single, grid, kWarps * 32, kTableBytes, setup.dependent_launch, st);
 }
@@ -102,8 +124,16 @@ cudaError_t launch_gemv(const Nf4GemvGroup& g, const GemvArgs& single, int sms, 
 template <int kWords, bool kDoubleQuant>
 cudaError_t launch_gemv_rows(const Nf4GemvGroup& g, const GemvArgs& single, int sms, cudaStream_t st) {
   // 2 rows per warp halves the x loads and the table fill per row, but halves the warps: keep 1 row
-  // where 2 would leave fewer than kWarps warps per SM (k/v's 1024 rows on 132 SMs).
-  if (g.rows / 2 >= (int64_t)kWarps * sms) return launch_gemv<2, kWords, kDoubleQuant>(g, single, sms, st);
+  // where 2 would leave fewer than kWarps warps per SM (k/v's 1024 rows on 132 SMs), or where 2 rows'
+  // groups fill the last round of resident blocks poorly and 1 row's fill it well (q/k/v's 6144 rows
+  // on an H100: 384 groups on 264 slots, 73% of the second round, against 768 on 396, 97%; the
+  // bench's src_balanced: layer 54.6 -> 54.0 us).
+  const bool group = g.count > 1;
+  const KernelSetup &two = gemv_setup<2, kWords, kDoubleQuant>(group), &one = gemv_setup<1, kWords, kDoubleQuant>(group);
+  if (two.error != cudaSuccess) return two.error;
+  if (one.error != cudaSuccess) return one.error;
+  const bool balanced = !(rounds_of(g.rows, 2, two, sms).fill() < 0.8 && rounds_of(g.rows, 1, one, sms).fill() > 0.9);
+  if (g.rows / 2 >= (int64_t)kWarps * sms && balanced) return launch_gemv<2, kWords, kDoubleQuant>(g, single, sms, st);
   return launch_gemv<1, kWords, kDoubleQuant>(g, single, sms, st);
 }
 

@@ -128,12 +128,11 @@ __device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t
   for (int r = 0; r < kRows; r++) {
     const int64_t start = e0[r] + (int64_t)base * 8;
     const int64_t b = (start >> a.log2_blocksize) + lane;
-    mine[r] = 0.f;
-    if (b <= (e0[r] + (int64_t)end * 8 - 1) >> a.log2_blocksize) {
-      mine[r] = kDoubleQuant ? fmaf(nested_code[__ldg(a.scales.q + b)],
-                                    __ldg(a.scales.nested_absmax + (b >> a.log2_nested_blocksize)), a.scales.nested_offset)
-                             : __ldg(a.scales.f32 + b);
-    }
+    // Lanes past the iteration's last block read that block again (branch-free; no word picks them).
+    const int64_t bc = min(b, (e0[r] + (int64_t)end * 8 - 1) >> a.log2_blocksize);
+    mine[r] = kDoubleQuant ? fmaf(nested_code[__ldg(a.scales.q + bc)],
+                                  __ldg(a.scales.nested_absmax + (bc >> a.log2_nested_blocksize)), a.scales.nested_offset)
+                           : __ldg(a.scales.f32 + bc);
     t[r] = (int)(start & ((1 << a.log2_blocksize) - 1)) + lane * 8;  // weight offset from the first block's start
   }
 #pragma unroll
@@ -240,13 +239,12 @@ __device__ __forceinline__ void group_iteration(const Nf4GemvGroup& g, const uin
     const int mr = kGroup ? m[r] : 0;
     const int64_t start = e0[r] + (int64_t)base * 8;
     const int64_t b = (start >> g.log2_blocksize) + lane;
-    mine[r] = 0.f;
-    if (b <= (e0[r] + (int64_t)end * 8 - 1) >> g.log2_blocksize) {
-      mine[r] = kDoubleQuant ? fmaf(nested_code[mr * 256 + __ldg(TSL_PICK(g, mr, scales.q) + b)],
-                                    __ldg(TSL_PICK(g, mr, scales.nested_absmax) + (b >> TSL_PICK(g, mr, log2_nested_blocksize))),
-                                    TSL_PICK(g, mr, scales.nested_offset))
-                             : __ldg(TSL_PICK(g, mr, scales.f32) + b);
-    }
+    // As gemv_iteration: lanes past the iteration's last block read it again.
+    const int64_t bc = min(b, (e0[r] + (int64_t)end * 8 - 1) >> g.log2_blocksize);
+    mine[r] = kDoubleQuant ? fmaf(nested_code[mr * 256 + __ldg(TSL_PICK(g, mr, scales.q) + bc)],
+                                  __ldg(TSL_PICK(g, mr, scales.nested_absmax) + (bc >> TSL_PICK(g, mr, log2_nested_blocksize))),
+                                  TSL_PICK(g, mr, scales.nested_offset))
+                           : __ldg(TSL_PICK(g, mr, scales.f32) + bc);
     t[r] = (int)(start & ((1 << g.log2_blocksize) - 1)) + lane * 8;  // weight offset from the first block's start
   }
 #pragma unroll
