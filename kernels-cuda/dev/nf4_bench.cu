@@ -267,28 +267,22 @@ int main(int argc, char** argv) {
     });
     report("v6s<4>, CUDA graph of N", regs(v6s<4>), resident(v6s<4>, 256), g4, t);
   }
-  report("v6s_pdl<4> (PDL launches)", regs(v6s_pdl<4>), resident(v6s_pdl<4>, 256), g4, time_n([&](int i) {
-           cudaLaunchConfig_t cfg = {};
-           cfg.gridDim = dim3(g4);
-           cfg.blockDim = dim3(256);
-           cudaLaunchAttribute attr[1];
-           attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-           attr[0].val.programmaticStreamSerializationAllowed = 1;
-           cfg.attrs = attr;
-           cfg.numAttrs = 1;
-           CK(cudaLaunchKernelEx(&cfg, v6s_pdl<4>, (const uint32_t*)sets[i % R].packed, sh, am(i), sets[i % R].out));
-         }));
-  report("v6s_pdl_early<4> (shipped)", regs(v6s_pdl_early<4>), resident(v6s_pdl_early<4>, 256), g4, time_n([&](int i) {
-           cudaLaunchConfig_t cfg = {};
-           cfg.gridDim = dim3(g4);
-           cfg.blockDim = dim3(256);
-           cudaLaunchAttribute attr[1];
-           attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-           attr[0].val.programmaticStreamSerializationAllowed = 1;
-           cfg.attrs = attr;
-           cfg.numAttrs = 1;
-           CK(cudaLaunchKernelEx(&cfg, v6s_pdl_early<4>, (const uint32_t*)sets[i % R].packed, sh, am(i), sets[i % R].out));
-         }));
+  // Programmatic dependent launch of a v6s-shaped kernel on set i % R.
+  auto pdl_launch = [&](auto kernel, int i) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(g4);
+    cfg.blockDim = dim3(256);
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    CK(cudaLaunchKernelEx(&cfg, kernel, (const uint32_t*)sets[i % R].packed, sh, am(i), sets[i % R].out));
+  };
+  report("v6s_pdl<4> (PDL launches)", regs(v6s_pdl<4>), resident(v6s_pdl<4>, 256), g4,
+         time_n([&](int i) { pdl_launch(v6s_pdl<4>, i); }));
+  report("v6s_pdl_early<4> (shipped)", regs(v6s_pdl_early<4>), resident(v6s_pdl_early<4>, 256), g4,
+         time_n([&](int i) { pdl_launch(v6s_pdl_early<4>, i); }));
   report("v10<4> shfl scales, no smem", regs(v10<4>), resident(v10<4>, 256), g4, time_n([&](int i) {
            v10<4><<<g4, 256>>>((const uint32_t*)sets[i % R].packed, sh, am(i), sets[i % R].out);
          }));

@@ -108,41 +108,27 @@ __global__ void v6s(const uint32_t* __restrict__ packed, Shape sh, Absmax am, ui
     if (base + j * 32 < sh.chunks) __stcs(out + base + j * 32, decode8(w[j], s[j], code));
 }
 
+__device__ __forceinline__ void pdl_trigger_and_wait() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // v6s_pdl<K>: v6s launched with programmatic dependent launch (cudaLaunchKernelEx, programmatic stream
 // serialization): each block lets the next grid launch at once and waits for the previous grid before
 // its first global access, so back-to-back launches overlap launch latency and ramp-up with the tail.
 // Diagnostic: in a training step the kernels around the dequantize would have to take part too.
 // PREDICTION: +2-3 points over v6s in back-to-back launches.
 // MEASURED (H100, call 3): 95.0% against v6s's 92.3% (+2.7); a CUDA graph of the same launches 93.8%.
-template <int K>
-__global__ void v6s_pdl(const uint32_t* __restrict__ packed, Shape sh, Absmax am, uint4* __restrict__ out) {
-  NF4_SMEM_CODE();
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-  const uint64_t base = ((blockIdx.x * (uint64_t)blockDim.x + threadIdx.x) >> 5) * 32 * K + (threadIdx.x & 31);
-  uint32_t w[K];
-  float s[K];
-#pragma unroll
-  for (int j = 0; j < K; j++) w[j] = base + j * 32 < sh.chunks ? __ldcs(packed + base + j * 32) : 0u;
-#pragma unroll
-  for (int j = 0; j < K; j++) {
-    const int64_t b = (int64_t)(((base + j * 32) * 8) >> sh.lbs);
-    s[j] = base + j * 32 < sh.chunks ? __ldg(am.nested_code + __ldg(am.q + b)) * __ldg(am.nested_absmax + (b >> sh.lnbs)) + am.nested_offset : 0.f;
-  }
-#pragma unroll
-  for (int j = 0; j < K; j++)
-    if (base + j * 32 < sh.chunks) __stcs(out + base + j * 32, decode8(w[j], s[j], code));
-}
-
-// v6s_pdl_early<K>: as shipped in src/nf4.cu since round five: v6s_pdl with the loads of the (frozen)
-// codes and scales issued before griddepcontrol.wait, so they overlap the previous kernel's tail too;
-// only the stores wait.
+// kLoadsFirst (v6s_pdl_early, as shipped in src/nf4.cu since round five): the loads of the (frozen)
+// codes and scales are issued before griddepcontrol.wait, so they overlap the previous kernel's tail
+// too; only the stores wait.
 // PREDICTION: H200 88% (v6s) -> ~91% back to back (v6s_pdl measured 90.9 there); H100 ~95%.
-template <int K>
-__global__ void v6s_pdl_early(const uint32_t* __restrict__ packed, Shape sh, Absmax am, uint4* __restrict__ out) {
+template <int K, bool kLoadsFirst>
+__global__ void v6s_pdl_t(const uint32_t* __restrict__ packed, Shape sh, Absmax am, uint4* __restrict__ out) {
   NF4_SMEM_CODE();
+  if (!kLoadsFirst) pdl_trigger_and_wait();
   const uint64_t base = ((blockIdx.x * (uint64_t)blockDim.x + threadIdx.x) >> 5) * 32 * K + (threadIdx.x & 31);
   uint32_t w[K];
   float s[K];
@@ -153,14 +139,15 @@ __global__ void v6s_pdl_early(const uint32_t* __restrict__ packed, Shape sh, Abs
     const int64_t b = (int64_t)(((base + j * 32) * 8) >> sh.lbs);
     s[j] = base + j * 32 < sh.chunks ? __ldg(am.nested_code + __ldg(am.q + b)) * __ldg(am.nested_absmax + (b >> sh.lnbs)) + am.nested_offset : 0.f;
   }
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
+  if (kLoadsFirst) pdl_trigger_and_wait();
 #pragma unroll
   for (int j = 0; j < K; j++)
     if (base + j * 32 < sh.chunks) __stcs(out + base + j * 32, decode8(w[j], s[j], code));
 }
+template <int K>
+constexpr auto v6s_pdl = v6s_pdl_t<K, false>;
+template <int K>
+constexpr auto v6s_pdl_early = v6s_pdl_t<K, true>;
 
 // One warp tile = 32*K chunks = 256*K values, aligned to 256*K values, so with a power-of-two blocksize
 // >= 8*K the tile touches at most 32 absmax blocks: lane l reads block first + l (the raw byte and nested

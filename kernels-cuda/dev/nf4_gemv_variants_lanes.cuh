@@ -102,43 +102,13 @@ __global__ void __launch_bounds__(256, 2) lanes_kernel(const Nf4GemvGroup g) {
 
 template <int R>
 static void launch_lanes_r(const Args* list, int n, cudaStream_t s) {
+  // Shared memory: the table and x (bf16, in_f values).
   const Nf4GemvGroup g = ring_group_of(list, n);
-  const int smem = tsl::kTableBytes + (int)g.in_f * 2;
-  auto kern = lanes_kernel<R>;
-  static bool set = false;
-  if (!set) {
-    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, 28672 * 2 + tsl::kTableBytes));
-    cudaFuncAttributes fa;
-    CK(cudaFuncGetAttributes(&fa, kern));
-    fprintf(stderr, "lanes R=%d: %d registers\n", R, fa.numRegs);
-    set = true;
-  }
-  int per_sm = 0, dev, sms;
-  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, 256, smem));
-  CK(cudaGetDevice(&dev));
-  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int64_t groups = (g.rows + 8 * R - 1) / (8 * R), slots = (int64_t)std::max(per_sm, 1) * sms;
-  const int64_t per = (groups + slots - 1) / slots;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((unsigned)((groups + per - 1) / per));
-  cfg.blockDim = dim3(256);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  CK(cudaLaunchKernelEx(&cfg, kern, g));
+  launch_capped(lanes_kernel<R>, g, g.rows, R, "lanes", s, tsl::kTableBytes + (int)g.in_f * 2);
 }
 
 static void launch_lanes_group(const Args* list, int n, cudaStream_t s) {
-  int64_t rows = 0;
-  for (int i = 0; i < n; i++) rows += list[i].out_f;
-  int dev, sms;
-  CK(cudaGetDevice(&dev));
-  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  if (rows / 2 >= 8LL * sms) launch_lanes_r<2>(list, n, s);
+  if (two_rows_per_warp_fit(list, n)) launch_lanes_r<2>(list, n, s);
   else launch_lanes_r<1>(list, n, s);
 }
 static void launch_lanes(const Args& a, cudaStream_t s) { launch_lanes_group(&a, 1, s); }

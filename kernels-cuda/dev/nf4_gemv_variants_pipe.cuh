@@ -140,44 +140,14 @@ __global__ void __launch_bounds__(256, 2) pipe_kernel(const Nf4GemvGroup g) {
 // Grid capped at the resident blocks, as the shipped launch; shared memory = table + x.
 template <int R, int W>
 static void launch_pipe_r(const Args* list, int n, cudaStream_t s) {
+  // Shared memory: the table and x (bf16, in_f values).
   const Nf4GemvGroup g = ring_group_of(list, n);
-  const int smem = tsl::kTableBytes + (int)g.in_f * 2;
-  auto kern = pipe_kernel<R, W>;
-  static int per_sm = 0, smem_set = 0;
-  if (smem > smem_set) {
-    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, 28672 * 2 + tsl::kTableBytes));
-    smem_set = 28672 * 2 + tsl::kTableBytes;
-    cudaFuncAttributes fa;
-    CK(cudaFuncGetAttributes(&fa, kern));
-    fprintf(stderr, "pipe R=%d W=%d: %d registers\n", R, W, fa.numRegs);
-  }
-  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, 256, smem));
-  int dev, sms;
-  CK(cudaGetDevice(&dev));
-  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int64_t groups = (g.rows + 8 * R - 1) / (8 * R), slots = (int64_t)std::max(per_sm, 1) * sms;
-  const int64_t per = (groups + slots - 1) / slots;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((unsigned)((groups + per - 1) / per));
-  cfg.blockDim = dim3(256);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  CK(cudaLaunchKernelEx(&cfg, kern, g));
+  launch_capped(pipe_kernel<R, W>, g, g.rows, R, "pipe", s, tsl::kTableBytes + (int)g.in_f * 2);
 }
 
 template <int W>
 static void launch_pipe_group(const Args* list, int n, cudaStream_t s) {
-  int64_t rows = 0;
-  for (int i = 0; i < n; i++) rows += list[i].out_f;
-  int dev, sms;
-  CK(cudaGetDevice(&dev));
-  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  if (rows / 2 >= 8LL * sms) launch_pipe_r<2, W>(list, n, s);
+  if (two_rows_per_warp_fit(list, n)) launch_pipe_r<2, W>(list, n, s);
   else launch_pipe_r<1, W>(list, n, s);
 }
 template <int W>
@@ -274,13 +244,8 @@ __global__ void __launch_bounds__(256, kRows == 2 ? 2 : 1) mio_probe_kernel(cons
 
 template <bool kXOnce, bool kNoShfl>
 static void launch_mio_group(const Args* list, int n, cudaStream_t s) {
-  int64_t rows = 0;
-  for (int i = 0; i < n; i++) rows += list[i].out_f;
-  int dev, sms;
-  CK(cudaGetDevice(&dev));
-  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const Nf4GemvGroup g = ring_group_of(list, n);
-  if (rows / 2 >= 8LL * sms) launch_capped(mio_probe_kernel<2, 8, kXOnce, kNoShfl>, g, g.rows, 2, "mio probe", s);
+  if (two_rows_per_warp_fit(list, n)) launch_capped(mio_probe_kernel<2, 8, kXOnce, kNoShfl>, g, g.rows, 2, "mio probe", s);
   else launch_capped(mio_probe_kernel<1, 8, kXOnce, kNoShfl>, g, g.rows, 1, "mio probe", s);
 }
 template <bool kXOnce, bool kNoShfl>

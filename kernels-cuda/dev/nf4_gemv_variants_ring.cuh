@@ -160,28 +160,31 @@ static void launch_ring_probe(const Args& a, cudaStream_t s) { launch_ring_probe
 // at the resident blocks, 2 rows per warp where that leaves at least 8 warps per SM. kShipped: one
 // matrix through nf4_gemv_kernel (GemvArgs), several through nf4_gemv_group_kernel; else every
 // launch through nf4_gemv_group_kernel (kGroup false for one matrix).
+// smem: the dynamic shared memory per block (the table, plus x where a variant stages it).
 template <typename K, typename P>
-static void launch_capped(K kern, const P& params, int64_t rows, int R, const char* what, cudaStream_t s) {
-  static std::vector<std::pair<const void*, int>> seen;  // blocks per SM of each kernel
+static void launch_capped(K kern, const P& params, int64_t rows, int R, const char* what, cudaStream_t s,
+                          int smem = tsl::kTableBytes) {
+  static std::vector<std::pair<std::pair<const void*, int>, int>> seen;  // blocks per SM of each kernel and smem
   int per_sm = 0;
   for (auto& e : seen)
-    if (e.first == (const void*)kern) per_sm = e.second;
+    if (e.first == std::make_pair((const void*)kern, smem)) per_sm = e.second;
   int dev, sms;
   CK(cudaGetDevice(&dev));
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   if (!per_sm) {
-    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, tsl::kTableBytes));
-    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, 256, tsl::kTableBytes));
+    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, 256, smem));
     cudaFuncAttributes fa;
     CK(cudaFuncGetAttributes(&fa, kern));
     fprintf(stderr, "%s R=%d: %d registers, %d blocks/SM\n", what, R, fa.numRegs, per_sm);
-    seen.push_back({(const void*)kern, per_sm});
+    seen.push_back({{(const void*)kern, smem}, std::max(per_sm, 1)});
+    per_sm = std::max(per_sm, 1);
   }
   const int64_t groups = (rows + 8 * R - 1) / (8 * R), slots = (int64_t)per_sm * sms, per = (groups + slots - 1) / slots;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3((unsigned)((groups + per - 1) / per));
   cfg.blockDim = dim3(256);
-  cfg.dynamicSmemBytes = tsl::kTableBytes;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -203,6 +206,15 @@ static void launch_src_r(const Args* list, int n, cudaStream_t s) {
   } else {
     launch_capped(tsl::nf4_gemv_group_kernel<R, 8, true, true>, g, g.rows, R, "src group kernel", s);
   }
+}
+// The matrices' rows together, and whether 2 rows per warp still leave at least 8 warps per SM.
+static bool two_rows_per_warp_fit(const Args* list, int n) {
+  int64_t rows = 0;
+  for (int i = 0; i < n; i++) rows += list[i].out_f;
+  int dev, sms;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  return rows / 2 >= 8LL * sms;
 }
 template <typename K>
 static int blocks_per_sm_of(K kern) {
