@@ -1,11 +1,14 @@
 // Atomic replacement of an output directory (DESIGN.md: write under a temporary name beside the
-// target, then rename). A save is built in `.NAME.tsloth-staging-PID` beside DIR; on commit an old
-// DIR is first renamed to `.NAME.tsloth-replaced-PID`, the staging directory renamed to DIR, and
-// only then the old one removed. Whatever point a save is killed at, DIR is either absent, the old
-// save or the new one, never a partial one; leftovers of a killed save are cleaned (and an old DIR
-// put back) by the next save to the same place.
+// target, then rename). A save is built in `.NAME.tsloth-staging-PID` beside DIR; on commit the
+// staging directory and an old DIR swap places in one step (exchange-directories.ts) and the old
+// save, now under the staging name, is removed. Where the filesystem cannot swap, an old DIR is
+// renamed to `.NAME.tsloth-replaced-PID` first and the staging directory renamed to DIR. Whatever
+// point a save is killed at, DIR is the old save or the new one, never a partial one (or, between
+// the two renames of the fallback, absent with the old save beside it); leftovers of a killed save
+// are cleaned, and an old DIR put back, by the next save to the same place.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { exchangeDirectories } from "./exchange-directories.js";
 
 const STAGING = "tsloth-staging";
 const REPLACED = "tsloth-replaced";
@@ -90,8 +93,14 @@ export class StagedDirectory {
   commit(): void {
     if (this.done) throw new Error(`tsloth: internal: the save to ${this.target} is already finished`);
     fsyncDir(this.path);
-    const old = join(dirname(this.target), `.${basename(this.target)}.${REPLACED}-${process.pid}`);
     const replacing = existsSync(this.target);
+    if (replacing && exchangeDirectories(this.path, this.target)) {
+      fsyncDir(dirname(this.target));
+      this.done = true;
+      rmSync(this.path, { recursive: true, force: true });
+      return;
+    }
+    const old = join(dirname(this.target), `.${basename(this.target)}.${REPLACED}-${process.pid}`);
     if (replacing) renameSync(this.target, old);
     renameSync(this.path, this.target);
     fsyncDir(dirname(this.target));

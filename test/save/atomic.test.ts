@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { exchangeDirectories } from "../../lib/save/exchange-directories.js";
 import { recoverInterruptedSaves, saveMerged } from "../../lib/save/index.js";
 import { isCompleteCheckpoint, scratchDir, trainedTinyModel, visibleEntries } from "./save-fixtures.js";
 
@@ -36,6 +37,12 @@ function saveAndKill(dir: string, delayMs: number, seed: number): Promise<number
   });
 }
 
+function canSwapDirectoriesIn(root: string): boolean {
+  mkdirSync(join(root, "a"));
+  mkdirSync(join(root, "b"));
+  return exchangeDirectories(join(root, "a"), join(root, "b"));
+}
+
 describe("saving is atomic", () => {
   it("replaces an existing save only with a whole new one, and removes the old one after", async () => {
     const dir = join(scratchDir("replace"), "out");
@@ -61,6 +68,7 @@ describe("saving is atomic", () => {
   it("leaves no directory that looks complete when killed with SIGKILL at random points", { timeout: 120_000 }, async () => {
     const root = scratchDir("kill");
     const dir = join(root, "merged");
+    const canSwap = canSwapDirectoriesIn(scratchDir("kill-probe"));
     let everSaved = false;
     let killedMidSave = 0;
     // Kill delays spread over a save (about 50-100 ms here) and over several of them in a row.
@@ -69,7 +77,12 @@ describe("saving is atomic", () => {
       const saved = await saveAndKill(dir, delay, i + 1);
       everSaved ||= saved > 0 || existsSync(dir);
       if (existsSync(dir)) assert.ok(isCompleteCheckpoint(dir, TINY_TENSORS), `after a kill at ${delay} ms, ${dir} exists but is not a whole save`);
-      else assert.ok(!everSaved, `after a kill at ${delay} ms, the earlier whole save at ${dir} is gone`);
+      else if (everSaved) {
+        // Only a filesystem that cannot swap directories has a moment without DIR; the old save is then beside it.
+        assert.ok(!canSwap, `after a kill at ${delay} ms, the earlier whole save at ${dir} is gone`);
+        const replaced = readdirSync(root).find((e) => e.includes("tsloth-replaced"));
+        assert.ok(replaced && isCompleteCheckpoint(join(root, replaced), TINY_TENSORS), `after a kill at ${delay} ms, no whole save is left at or beside ${dir}`);
+      }
       for (const e of readdirSync(root)) {
         if (e === "merged") continue;
         killedMidSave++;
@@ -82,6 +95,20 @@ describe("saving is atomic", () => {
     assert.deepEqual(readdirSync(root), ["merged"], "the next save's recovery removes every leftover");
     assert.ok(isCompleteCheckpoint(dir, TINY_TENSORS));
     assert.deepEqual(visibleEntries(dir).filter((f) => f.includes("tmp")), []);
+  });
+
+  it("swaps two directories in one step where the system can (Linux, macOS)", () => {
+    const root = scratchDir("swap");
+    mkdirSync(join(root, "a"));
+    mkdirSync(join(root, "b"));
+    writeFileSync(join(root, "a", "which"), "a");
+    writeFileSync(join(root, "b", "which"), "b");
+    const swapped = exchangeDirectories(join(root, "a"), join(root, "b"));
+    if (process.platform === "linux" || process.platform === "darwin") assert.ok(swapped, "renameat2/renamex_np swap is available here");
+    assert.equal(readFileSync(join(root, "a", "which"), "utf8"), swapped ? "b" : "a");
+    assert.equal(readFileSync(join(root, "b", "which"), "utf8"), swapped ? "a" : "b");
+    assert.equal(exchangeDirectories(join(root, "a"), join(root, "missing")), false, "a missing side is refused, nothing moved");
+    assert.ok(existsSync(join(root, "a", "which")));
   });
 
   it("puts a replaced directory back when a killed save had moved it aside", async () => {
