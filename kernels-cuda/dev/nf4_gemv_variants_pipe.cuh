@@ -126,8 +126,11 @@ __global__ void __launch_bounds__(256, 2) pipe_kernel(const Nf4GemvGroup g) {
       compute_stage(g, e0, m, (it + 1) * kStep, b, xs, nested_code, table, acc);
     }
     if (it < full) compute_stage(g, e0, m, it * kStep, a, xs, nested_code, table, acc);
-    if (full * kStep < words)
-      tsl::group_iteration<kRows, kWords, true, true, false>(g, rowp, e0, m, full * kStep, words, nested_code, table, acc);
+    if (full * kStep < words) {
+      uint32_t cw[kRows][kWords];
+      tsl::load_words<kRows, kWords, false>(rowp, full * kStep, words, cw);
+      tsl::group_iteration<kRows, kWords, true, true, false>(g, rowp, e0, m, full * kStep, words, nested_code, table, acc, cw);
+    }
 #pragma unroll
     for (int r = 0; r < kRows; r++) {
       const float v = tsl::warp_sum(acc[r]);

@@ -18,8 +18,9 @@
 // prmt lookups). The grid is capped at the blocks resident at once (occupancy x SMs) and blocks
 // stride over groups of 8 warps x rows, so each block fills its 64 KB table once; of the 8B shapes
 // only gate/up (896 groups of 16 rows on 264 slots of an H100) has more groups than slots. Launched
-// with programmatic dependent launch on sm_90+: the table fill overlaps the previous kernel's tail,
-// and the kernel waits for that kernel (griddepcontrol.wait) before its first global read.
+// with programmatic dependent launch on sm_90+: the table fill (and, for one matrix, the first code
+// words) overlaps the previous kernel's tail, and the kernel waits for that kernel
+// (griddepcontrol.wait) before it reads x or anything else a kernel writes.
 // tsl_nf4_gemv_group computes up to 3 matrices that share x (a layer's q/k/v, gate/up) in one grid
 // (nf4_gemv_group_kernel: the same loop, each row's weights, absmax and epilogue picked from its
 // own matrix), so a layer is 4 launches instead of 7: one kernel ramp and tail fewer per merge.
@@ -45,16 +46,20 @@
 // and the single-matrix kernel from 126 to 118 registers; 1 row per warp where 2 rows' groups fill
 // the last round of resident blocks poorly (q/k/v) took it to 54.0 us = 69.5%. Through the C ABI:
 // gate/up grouped 27.6 us = 72.8%, down 13.5 us = 74.3%, q/k/v grouped 8.4 us = 51.5% (was 10.2-10.6).
-// What is left between this kernel and its bench twin v10w_autoc_pdl (6 us per layer on the H200,
-// 1 us of it on k/v): this kernel reads the nested absmax code after griddepcontrol.wait, so one
-// global round trip follows the previous kernel's end; the twin reads it before. Not moved here
-// untested.
+// Round six (H100, three calls, two runs each, against the previous build in the same calls): the
+// single-matrix kernel loads its block's first iteration of code words before griddepcontrol.wait
+// (frozen weights; only x comes from the previous kernel), so the weight stream starts while the
+// previous kernel drains, and both kernels take every row's warp sum before lane 0's epilogue (the
+// shuffle chains overlap; the warp diverges once): q/o 5.29-5.33 -> 5.02-5.05 us, k/v 4.05-4.08 ->
+// 3.00-3.02, down 13.11-13.15 -> 12.70-12.78, gate/up 14.84-14.91 -> 14.75-14.79; the layer of 4
+// launches 54.07-54.18 -> 53.25-53.50 us = 70.6-70.9% of copy (69.6-70.1% before). The group
+// kernel keeps its loads after the wait (early loads cost its 2-row form ~2% on gate/up).
 // This file's kernel itself through the C ABI (bench/infer/nf4_gemv_bench.py, one shape repeated,
 // same H100, two runs alternating with the previous form): gate/up 15.5-15.6 us = 64.6-64.8% of copy
 // (previous 17.7-17.9 us), q/o 5.9 us = 48.4-48.9% (previous 5.8 us), down 13.9 us = 72.2-72.5%
 // (previous 13.6-13.7 us). Where the grid is unchanged (q/o, down) the 2-row loop costs ~1-2%:
 // 123-126 registers under the __launch_bounds__ cap and 427 instead of 401 instructions per
-// iteration. The 70% target on the layer is NOT met on either card (the loads alone reach 78% on
+// iteration. The 70% target on the layer was then not met on either card (the loads alone reach 78% on
 // the H100, 69-71% on the H200): with 16 warps per SM (64 KB table, ~125 registers) latency, not
 // issue, bounds it. Streaming the weights into shared memory with Hopper bulk copies (one producer
 // warp, a 128 KB ring per SM; kernels-cuda/dev/nf4_gemv_ring.cuh) reached only 77% loads-only and
@@ -84,13 +89,18 @@ cudaError_t launch_with(const void* kernel, const Args& args, unsigned grid, int
   return launch_dependent(kernel, params, dim3(grid), threads, smem, dependent, st);
 }
 
-// The kernel for one matrix (nf4_gemv_kernel over GemvArgs) or several (nf4_gemv_group_kernel), set
-// up once per instantiation.
+// The kernels for one matrix (nf4_gemv_kernel over GemvArgs) and several (nf4_gemv_group_kernel),
+// set up once per instantiation.
+template <int kRows, int kWords, bool kDoubleQuant>
+const void* gemv_kernel(bool group) {
+  return group ? (const void*)nf4_gemv_group_kernel<kRows, kWords, kDoubleQuant, true>
+               : (const void*)nf4_gemv_kernel<kRows, kWords, kDoubleQuant>;
+}
+
 template <int kRows, int kWords, bool kDoubleQuant>
 const KernelSetup& gemv_setup(bool group) {
-  static const KernelSetup setups[2] = {setup_kernel(nf4_gemv_kernel<kRows, kWords, kDoubleQuant>, kWarps * 32, kTableBytes),
-                                        setup_kernel(nf4_gemv_group_kernel<kRows, kWords, kDoubleQuant, true>, kWarps * 32,
-                                                     kTableBytes)};
+  static const KernelSetup setups[2] = {setup_kernel(gemv_kernel<kRows, kWords, kDoubleQuant>(false), kWarps * 32, kTableBytes),
+                                        setup_kernel(gemv_kernel<kRows, kWords, kDoubleQuant>(true), kWarps * 32, kTableBytes)};
   return setups[group];
 }
 
@@ -100,9 +110,8 @@ struct Rounds {
   double fill() const { return (double)groups / (double)(((groups + slots - 1) / slots) * slots); }
 };
 
-Rounds rounds_of(int64_t rows, int rows_per_warp, const KernelSetup& setup, int sms) {
-  return {(rows + kWarps * rows_per_warp - 1) / (kWarps * rows_per_warp),
-          (int64_t)(setup.blocks_per_sm > 0 ? setup.blocks_per_sm : 1) * sms};
+Rounds rounds_of(int64_t rows, int group_rows, const KernelSetup& setup, int sms) {
+  return {(rows + group_rows - 1) / group_rows, (int64_t)(setup.blocks_per_sm > 0 ? setup.blocks_per_sm : 1) * sms};
 }
 
 // Grid: at most the resident blocks, evened so that every block takes the same number of row groups
@@ -110,13 +119,12 @@ Rounds rounds_of(int64_t rows, int rows_per_warp, const KernelSetup& setup, int 
 template <int kRows, int kWords, bool kDoubleQuant>
 cudaError_t launch_gemv(const Nf4GemvGroup& g, const GemvArgs& single, int sms, cudaStream_t st) {
   const bool group = g.count > 1;
-  const void* kernel = group ? (const void*)nf4_gemv_group_kernel<kRows, kWords, kDoubleQuant, true>
-                             : (const void*)nf4_gemv_kernel<kRows, kWords, kDoubleQuant>;
   const KernelSetup& setup = gemv_setup<kRows, kWords, kDoubleQuant>(group);
   if (setup.error != cudaSuccess) return setup.error;
-  const Rounds r = rounds_of(g.rows, kRows, setup, sms);
+  const Rounds r = rounds_of(g.rows, kWarps * kRows, setup, sms);
   const int64_t per_block = (r.groups + r.slots - 1) / r.slots;
   const unsigned grid = (unsigned)((r.groups + per_block - 1) / per_block);
+  const void* kernel = gemv_kernel<kRows, kWords, kDoubleQuant>(group);
   return group ? launch_with(kernel, g, grid, kWarps * 32, kTableBytes, setup.dependent_launch, st)
                : launch_with(kernel, single, grid, kWarps * 32, kTableBytes, setup.dependent_launch, st);
 }
@@ -126,13 +134,15 @@ cudaError_t launch_gemv_rows(const Nf4GemvGroup& g, const GemvArgs& single, int 
   // 2 rows per warp halves the x loads and the table fill per row, but halves the warps: keep 1 row
   // where 2 would leave fewer than kWarps warps per SM (k/v's 1024 rows on 132 SMs), or where 2 rows'
   // groups fill the last round of resident blocks poorly and 1 row's fill it well (q/k/v's 6144 rows
-  // on an H100: 384 groups on 264 slots, 73% of the second round, against 768 on 396, 97%; the
-  // bench's src_balanced: layer 54.6 -> 54.0 us).
+  // on an H100: 384 groups of 16 rows on 264 slots, 73% of the second round, against 768 of 8, 97%;
+  // the bench's src_balanced: layer 54.6 -> 54.0 us). (Two warps per row pair, each taking half of
+  // each row and adding in shared memory, lost there: q/k/v 8.4 -> 9.9 us on an H100; the block's
+  // syncs per group stop warps running ahead into the next group's loads.)
   const bool group = g.count > 1;
   const KernelSetup &two = gemv_setup<2, kWords, kDoubleQuant>(group), &one = gemv_setup<1, kWords, kDoubleQuant>(group);
   if (two.error != cudaSuccess) return two.error;
   if (one.error != cudaSuccess) return one.error;
-  const bool balanced = !(rounds_of(g.rows, 2, two, sms).fill() < 0.8 && rounds_of(g.rows, 1, one, sms).fill() > 0.9);
+  const bool balanced = !(rounds_of(g.rows, kWarps * 2, two, sms).fill() < 0.8 && rounds_of(g.rows, kWarps, one, sms).fill() > 0.9);
   if (g.rows / 2 >= (int64_t)kWarps * sms && balanced) return launch_gemv<2, kWords, kDoubleQuant>(g, single, sms, st);
   return launch_gemv<1, kWords, kDoubleQuant>(g, single, sms, st);
 }

@@ -103,15 +103,10 @@ struct GemvArgs {
 // One iteration of 32·kWords words for kRows rows; kFull: every word in range (no per-word checks).
 // 32·kWords words = 256·kWords weights must span at most 32 absmax blocks (one per lane), so
 // kWords = 8 needs blocksize >= 64 and kWords = 4 blocksize >= 32.
-template <int kRows, int kWords, bool kDoubleQuant, bool kFull>
-__device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t* const* rowp, const int64_t* e0, int base,
-                                               int words, const float* nested_code, const char* table, float* acc) {
+template <int kRows, int kWords, bool kFull>
+__device__ __forceinline__ void load_words(const uint32_t* const* rowp, int base, int words, uint32_t (&cw)[kRows][kWords]) {
   const int lane = threadIdx.x & 31;
-  const uint4* x8 = reinterpret_cast<const uint4*>(a.x);
-  uint32_t cw[kRows][kWords];
-  uint4 xv[kWords];
-  const uint4* xp = x8 + base + lane;  // one address per row and x, the words at immediate offsets
-  const uint32_t* cp[kRows];
+  const uint32_t* cp[kRows];  // one address per row, the words at immediate offsets
 #pragma unroll
   for (int r = 0; r < kRows; r++) cp[r] = rowp[r] + base + lane;
 #pragma unroll
@@ -119,8 +114,28 @@ __device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t
     const bool ok = kFull || base + lane + 32 * u < words;
 #pragma unroll
     for (int r = 0; r < kRows; r++) cw[r][u] = ok ? __ldcs(cp[r] + 32 * u) : 0u;  // streamed once: do not keep in L2
-    xv[u] = __ldg(ok ? xp + 32 * u : x8);
   }
+}
+
+// One iteration's x: 8 bf16 per code word (out-of-range words read x's first 8 and are never used).
+template <int kWords, bool kFull>
+__device__ __forceinline__ void load_x(const __nv_bfloat16* x, int base, int words, uint4 (&xv)[kWords]) {
+  const int lane = threadIdx.x & 31;
+  const uint4* x8 = reinterpret_cast<const uint4*>(x);
+  const uint4* xp = x8 + base + lane;
+#pragma unroll
+  for (int u = 0; u < kWords; u++) xv[u] = __ldg(kFull || base + lane + 32 * u < words ? xp + 32 * u : x8);
+}
+
+// cw: the iteration's code words, loaded by load_words (in the same iteration, or for a block's
+// first iteration before griddepcontrol.wait: the weights are frozen, only x comes from the previous kernel).
+template <int kRows, int kWords, bool kDoubleQuant, bool kFull>
+__device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t* const* rowp, const int64_t* e0, int base,
+                                               int words, const float* nested_code, const char* table, float* acc,
+                                               const uint32_t (&cw)[kRows][kWords]) {
+  const int lane = threadIdx.x & 31;
+  uint4 xv[kWords];
+  load_x<kWords, kFull>(a.x, base, words, xv);
   const int end = kFull ? base + 32 * kWords : min(base + 32 * kWords, words);
   float mine[kRows];
   int t[kRows];
@@ -152,6 +167,17 @@ __device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t
 // registers: 3 blocks fit anyway); 2 for 2 rows, whose grid-stride loop otherwise takes 142-147
 // registers (1 block of 8 warps per SM) where 2 blocks need at most 128 (sm_90: 123-126, no spills,
 // the 28 loads of an iteration still issued before its first table lookup).
+// Row pointers of the kRows rows from row0 (a missing last row recomputes the one before).
+template <int kRows>
+__device__ __forceinline__ void rows_from(const GemvArgs& a, int64_t row0, int words, const uint32_t** rowp, int64_t* e0) {
+#pragma unroll
+  for (int r = 0; r < kRows; r++) {
+    const int64_t row = min(row0 + r, a.out_f - 1);
+    rowp[r] = a.packed + row * words;
+    e0[r] = row * a.in_f;
+  }
+}
+
 template <int kRows, int kWords, bool kDoubleQuant>
 __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
   extern __shared__ __align__(16) char table[];
@@ -160,6 +186,21 @@ __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kern
   // The nested absmax code is part of the frozen weights, which no kernel writes after loading (and
   // the kernels that load them are not launched early), so it is read before waiting.
   if (kDoubleQuant) nested_code[threadIdx.x] = a.scales.nested_code[threadIdx.x];
+  const int lane = threadIdx.x & 31;
+  const int words = (int)(a.in_f >> 3);
+  // The block's first iteration of code words is loaded before waiting too (frozen weights), so the
+  // weight stream starts while the previous kernel drains instead of after it.
+  // (A separate call for that first iteration, not a predicate on the loop's loads: predicated,
+  // the loop ran 1-25% slower per shape on an H100.)
+  const bool whole_first = words >= 32 * kWords;
+  uint32_t first[kRows][kWords];
+  {
+    const uint32_t* rowp[kRows];
+    int64_t e0[kRows];
+    rows_from<kRows>(a, ((int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows, words, rowp, e0);
+    if (whole_first) load_words<kRows, kWords, true>(rowp, 0, words, first);
+    else load_words<kRows, kWords, false>(rowp, 0, words, first);
+  }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Programmatic dependent launch: let the next such grid start its table fill, then wait for the
   // previous grid (x and the LoRA term come from it) before reading anything a kernel writes.
@@ -167,8 +208,6 @@ __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kern
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
   __syncthreads();
-  const int lane = threadIdx.x & 31;
-  const int words = (int)(a.in_f >> 3);
   // The grid is capped at the blocks that fit at once (launch_gemv): each block filled its table
   // once above and now takes groups of kWarps·kRows rows, grid-strided.
   const int64_t groups = (a.out_f + kWarps * kRows - 1) / (kWarps * kRows);
@@ -177,21 +216,31 @@ __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kern
     if (row0 >= a.out_f) break;  // warp-uniform, and later groups only lie further on
     const uint32_t* rowp[kRows];
     int64_t e0[kRows];  // element index of each row's first weight
-    float acc[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; r++) {
-      const int64_t row = min(row0 + r, a.out_f - 1);  // a missing last row recomputes the one before
-      rowp[r] = a.packed + row * words;
-      e0[r] = row * a.in_f;
-      acc[r] = 0.f;
-    }
+    rows_from<kRows>(a, row0, words, rowp, e0);
+    float acc[kRows] = {};
     int base = 0;
-    for (; base + 32 * kWords <= words; base += 32 * kWords)
-      gemv_iteration<kRows, kWords, kDoubleQuant, true>(a, rowp, e0, base, words, nested_code, table, acc);
-    if (base < words) gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, base, words, nested_code, table, acc);
+    if (g == blockIdx.x) {
+      if (whole_first) gemv_iteration<kRows, kWords, kDoubleQuant, true>(a, rowp, e0, 0, words, nested_code, table, acc, first);
+      else gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, 0, words, nested_code, table, acc, first);
+      base = 32 * kWords;
+    }
+    for (; base + 32 * kWords <= words; base += 32 * kWords) {
+      uint32_t cw[kRows][kWords];
+      load_words<kRows, kWords, true>(rowp, base, words, cw);
+      gemv_iteration<kRows, kWords, kDoubleQuant, true>(a, rowp, e0, base, words, nested_code, table, acc, cw);
+    }
+    if (base < words) {
+      uint32_t cw[kRows][kWords];
+      load_words<kRows, kWords, false>(rowp, base, words, cw);
+      gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, base, words, nested_code, table, acc, cw);
+    }
+    // Every row's warp sum before lane 0's epilogue: the shuffle chains overlap, the warp diverges once.
+    float vs[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) vs[r] = warp_sum(acc[r]);
 #pragma unroll
     for (int r = 0; r < kRows; r++) {
-      float v = warp_sum(acc[r]);
+      float v = vs[r];
       const int64_t row = row0 + r;
       if (lane == 0 && row < a.out_f) {
         if (a.bias) v += load_as_float(a.bias, a.bias_dtype, row);
@@ -215,22 +264,10 @@ __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kern
 template <int kRows, int kWords, bool kDoubleQuant, bool kGroup, bool kFull>
 __device__ __forceinline__ void group_iteration(const Nf4GemvGroup& g, const uint32_t* const* rowp, const int64_t* e0,
                                                const int* m, int base, int words, const float* nested_code,
-                                               const char* table, float* acc) {
+                                               const char* table, float* acc, const uint32_t (&cw)[kRows][kWords]) {
   const int lane = threadIdx.x & 31;
-  const uint4* x8 = reinterpret_cast<const uint4*>(g.x);
-  uint32_t cw[kRows][kWords];
   uint4 xv[kWords];
-  const uint4* xp = x8 + base + lane;  // one address per row and x, the words at immediate offsets
-  const uint32_t* cp[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; r++) cp[r] = rowp[r] + base + lane;
-#pragma unroll
-  for (int u = 0; u < kWords; u++) {
-    const bool ok = kFull || base + lane + 32 * u < words;
-#pragma unroll
-    for (int r = 0; r < kRows; r++) cw[r][u] = ok ? __ldcs(cp[r] + 32 * u) : 0u;  // streamed once: do not keep in L2
-    xv[u] = __ldg(ok ? xp + 32 * u : x8);
-  }
+  load_x<kWords, kFull>(g.x, base, words, xv);
   const int end = kFull ? base + 32 * kWords : min(base + 32 * kWords, words);
   float mine[kRows];
   int t[kRows];
@@ -258,6 +295,21 @@ __device__ __forceinline__ void group_iteration(const Nf4GemvGroup& g, const uin
   }
 }
 
+// Row pointers, element offsets and matrices of the kRows rows from row0 in the group's row space
+// (a missing last row recomputes the one before).
+template <int kRows, bool kGroup>
+__device__ __forceinline__ void group_rows_from(const Nf4GemvGroup& g, int64_t row0, int words, const uint32_t** rowp,
+                                                int64_t* e0, int* m) {
+#pragma unroll
+  for (int r = 0; r < kRows; r++) {
+    const int64_t row = min(row0 + r, g.rows - 1);
+    m[r] = kGroup ? matrix_of(g, row) : 0;
+    const int64_t i = row - (kGroup ? TSL_PICK(g, m[r], first_row) : 0);
+    rowp[r] = TSL_PICK(g, m[r], packed) + i * words;
+    e0[r] = i * g.in_f;
+  }
+}
+
 // y = W x (+ bias) (+ LoRA) for row i of matrix m, finished: lane 0 writes it.
 __device__ __forceinline__ void finish_row(const Nf4GemvGroup& g, int m, int64_t i, float v) {
   const void* bias = TSL_PICK(g, m, bias);
@@ -273,10 +325,12 @@ __device__ __forceinline__ void finish_row(const Nf4GemvGroup& g, int m, int64_t
   TSL_PICK(g, m, y)[i] = __float2bfloat16(v);
 }
 
-// Launch bounds as nf4_gemv_kernel's (sm_90: 124-127 registers for 2 rows, 88 for 1). kGroup:
-// the rows run over g.count matrices (a warp's two rows may lie in two of them); the library
-// launches only that form. Without it only g.m[0] is read: the single-matrix loop over this
-// parameter layout, kept for kernels-cuda/dev/nf4_gemv_bench.cu (variant src_group1).
+// Launch bounds as nf4_gemv_kernel's (sm_90: 128 registers for 2 rows, 88 for 1). kGroup: the
+// rows run over g.count matrices (a warp's two rows may lie in two of them); the library launches
+// only that form. Without it only g.m[0] is read: the single-matrix loop over this parameter
+// layout, kept for kernels-cuda/dev/nf4_gemv_bench.cu (variant src_group1).
+// Unlike nf4_gemv_kernel, no code words are loaded before griddepcontrol.wait: in this kernel's
+// 2-row form that cost gate/up ~2% (H100), more than it saved.
 template <int kRows, int kWords, bool kDoubleQuant, bool kGroup>
 __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_group_kernel(const Nf4GemvGroup g) {
   extern __shared__ __align__(16) char table[];
@@ -302,28 +356,27 @@ __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_grou
     const uint32_t* rowp[kRows];
     int64_t e0[kRows];  // element index of each row's first weight in its matrix
     int m[kRows];
-    float acc[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; r++) {
-      const int64_t row = min(row0 + r, g.rows - 1);  // a missing last row recomputes the one before
-      m[r] = kGroup ? matrix_of(g, row) : 0;
-      const int64_t i = row - (kGroup ? TSL_PICK(g, m[r], first_row) : 0);
-      rowp[r] = TSL_PICK(g, m[r], packed) + i * words;
-      e0[r] = i * g.in_f;
-      acc[r] = 0.f;
-    }
+    group_rows_from<kRows, kGroup>(g, row0, words, rowp, e0, m);
+    float acc[kRows] = {};
     int base = 0;
-    for (; base + 32 * kWords <= words; base += 32 * kWords)
-      group_iteration<kRows, kWords, kDoubleQuant, kGroup, true>(g, rowp, e0, m, base, words, nested_code, table, acc);
-    if (base < words)
-      group_iteration<kRows, kWords, kDoubleQuant, kGroup, false>(g, rowp, e0, m, base, words, nested_code, table, acc);
+    for (; base + 32 * kWords <= words; base += 32 * kWords) {
+      uint32_t cw[kRows][kWords];
+      load_words<kRows, kWords, true>(rowp, base, words, cw);
+      group_iteration<kRows, kWords, kDoubleQuant, kGroup, true>(g, rowp, e0, m, base, words, nested_code, table, acc, cw);
+    }
+    if (base < words) {
+      uint32_t cw[kRows][kWords];
+      load_words<kRows, kWords, false>(rowp, base, words, cw);
+      group_iteration<kRows, kWords, kDoubleQuant, kGroup, false>(g, rowp, e0, m, base, words, nested_code, table, acc, cw);
+    }
+    // As in nf4_gemv_kernel: every row's warp sum before lane 0's epilogue.
+    float v[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) v[r] = warp_sum(acc[r]);
 #pragma unroll
     for (int r = 0; r < kRows; r++) {
-      const float v = warp_sum(acc[r]);
       const int64_t row = row0 + r;
-      if (lane == 0 && row < g.rows) {
-        finish_row(g, m[r], row - (kGroup ? TSL_PICK(g, m[r], first_row) : 0), v);
-      }
+      if (lane == 0 && row < g.rows) finish_row(g, m[r], row - (kGroup ? TSL_PICK(g, m[r], first_row) : 0), v[r]);
     }
   }
 }

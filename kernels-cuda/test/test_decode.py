@@ -50,7 +50,12 @@ def check_gemv_group(rep):
     for outs, in_f, dq, biases, ranks, bs in [((8 * sms + 1, 2 * sms + 3, 2 * sms + 3), 1088, True, (False, True, False), (0, 4, 0), 64),
                                               ((60 * sms + 7, 60 * sms + 7), 4160, True, (False, False), (8, 8), 256),
                                               ((33, 17, 40), 192, False, (True, True, False), (0, 0, 2), 32),
-                                              ((3 * sms, 5), 4096, False, (False, True), (16, 0), 128)]:
+                                              ((3 * sms, 5), 4096, False, (False, True), (16, 0), 128),
+                                              # q/k/v of an 8B layer per SM count (46 rows per SM): 2 rows per warp
+                                              # would fill the last round of blocks poorly, so 1 row per warp runs
+                                              # over several rounds of blocks; odd matrix ends, blocksizes 64 and 32.
+                                              ((30 * sms + 1, 8 * sms, 8 * sms - 1), 4096, True, (True, False, False), (0, 8, 0), 64),
+                                              ((30 * sms + 1, 8 * sms, 8 * sms - 1), 2048, False, (False, False, True), (0, 0, 0), 32)]:
         x = torch.randn(in_f, device="cuda").bfloat16()
         ops = [gemv_operand(o, in_f, dq, bi, r, bs, x) for o, bi, r in zip(outs, biases, ranks)]
         n = len(ops)
