@@ -179,6 +179,10 @@ tsl_status tsl_embedding_bwd(const void* d_dy, const int32_t* d_ids, int64_t T, 
 /* x bf16 [T,H], w any float [H] → y bf16 [T,H], rstd f32 [T] */
 tsl_status tsl_rmsnorm_fwd(const void* d_x, const void* d_w, int32_t w_dtype, int64_t T, int64_t H, float eps,
                            void* d_y, float* d_rstd);
+/* Generation's residual step, bf16 rows [T, H]: sum = a + b (rounded to bf16 as tsl_add), y =
+ * rmsnorm(sum) as tsl_rmsnorm_fwd (no rstd); bit-identical to those two calls. sum may not alias a or b. */
+tsl_status tsl_add_rmsnorm_fwd(const void* d_a, const void* d_b, const void* d_w, int32_t w_dtype, int64_t T, int64_t H,
+                               float eps, void* d_sum, void* d_y);
 /* dx = rstd * (g - x̂ * mean(g x̂)), g = dy * w */
 tsl_status tsl_rmsnorm_bwd(const void* d_dy, const void* d_x, const void* d_w, int32_t w_dtype, const float* d_rstd,
                            int64_t T, int64_t H, void* d_dx);

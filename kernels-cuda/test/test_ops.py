@@ -165,6 +165,24 @@ def check_rmsnorm(rep):
         rep.check(f"rmsnorm bwd dx [{T},{H}]", dx, xd.grad, BF16_TOL)
 
 
+def check_add_rmsnorm(rep):
+    """tsl_add_rmsnorm_fwd: bit-identical to tsl_add then tsl_rmsnorm_fwd, and near the float64 reference."""
+    for T, H in ((1, 4096), (8, 2048), (37, 100)):  # decode rows of the 8B and 1B widths; the scalar path
+        a = (torch.randn(T, H, device="cuda") * 3).bfloat16()
+        b = torch.randn(T, H, device="cuda").bfloat16()
+        w = (1 + 0.1 * torch.randn(H, device="cuda")).bfloat16()
+        eps = 1e-5
+        total, y = poison((T, H), torch.bfloat16), poison((T, H), torch.bfloat16)
+        call("tsl_add_rmsnorm_fwd", ptr(a), ptr(b), ptr(w), BF16, i64(T), i64(H), f32(eps), ptr(total), ptr(y))
+        s2, y2, rstd2 = poison((T, H), torch.bfloat16), poison((T, H), torch.bfloat16), poison((T,), torch.float32)
+        call("tsl_add", ptr(a), ptr(b), ptr(s2), BF16, u64(T * H))
+        call("tsl_rmsnorm_fwd", ptr(s2), ptr(w), BF16, i64(T), i64(H), f32(eps), ptr(y2), ptr(rstd2))
+        rep.expect(f"add_rmsnorm [{T},{H}]: sum has the bits of tsl_add", torch.equal(total, s2))
+        rep.expect(f"add_rmsnorm [{T},{H}]: y has the bits of tsl_rmsnorm_fwd", torch.equal(y, y2))
+        sd = a.double() + b.double()
+        rep.check(f"add_rmsnorm [{T},{H}] y vs float64", y, sd * torch.rsqrt((sd ** 2).mean(-1, keepdim=True) + eps) * w.double(), BF16_TOL)
+
+
 def llama3_inv_freq(D, theta=500000.0, factor=8.0, low=1.0, high=4.0, old_ctx=8192):
     inv = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
     wavelen = 2 * torch.pi / inv
@@ -259,10 +277,11 @@ def body(rep):
     check_nf4(rep)
     check_embedding(rep)
     check_rmsnorm(rep)
+    check_add_rmsnorm(rep)
     check_rope(rep)
     check_swiglu(rep)
     check_adamw(rep)
 
 
 if __name__ == "__main__":
-    run("elementwise, nf4, embedding, rmsnorm, rope, swiglu, adamw", body)
+    run("elementwise, nf4, embedding, rmsnorm, add + rmsnorm, rope, swiglu, adamw", body)

@@ -44,6 +44,11 @@ export interface DecodeBackend extends Backend {
    * Long contexts may be split along the sequence and merged by log-sum-exp (FlashDecoding).
    */
   pagedAttention(q: Tensor, segments: readonly KvSegment[], view: KvBlockView, cuQueryLens: Tensor, shape: AttentionShape): Tensor;
+  /**
+   * The residual step between a layer's blocks: sum = add(a, b) and y = rmsnorm(sum, w, eps).y, with
+   * exactly their results (no rstd: nothing trains here); one launch on CUDA instead of two.
+   */
+  addRmsnorm(a: Tensor, b: Tensor, w: Tensor, eps: number): { sum: Tensor; y: Tensor };
   /** Backend.linearGroup, required here: generation runs q/k/v and gate/up through it. */
   linearGroup(x: Tensor, bases: readonly FrozenLinear[], loras: readonly (LoraAdapter | null)[]): Tensor[];
   /** Device bytes free for new allocations (the KV pool is sized from this); Infinity when unbounded. */
@@ -80,7 +85,7 @@ export interface RecordedStep {
 export function asDecodeBackend(be: Backend): DecodeBackend {
   const d = be as Partial<DecodeBackend>;
   if (typeof d.kvCacheWrite !== "function" || typeof d.pagedAttention !== "function" || typeof d.freeDeviceBytes !== "function"
-    || typeof d.linearGroup !== "function"
+    || typeof d.linearGroup !== "function" || typeof d.addRmsnorm !== "function"
     || typeof d.uploadInto !== "function" || typeof d.recordStep !== "function" || typeof d.argmaxRows !== "function")
     throw new Error(`tsloth: the ${be.name} backend has no KV-cache ops (kvCacheWrite, pagedAttention); generate on the cpu or cuda backend`);
   return d as DecodeBackend;

@@ -53,18 +53,21 @@ function headNorm(be: DecodeBackend, x: Tensor, w: Tensor, heads: number, d: num
   return be.reshape(y, [t, heads * d]);
 }
 
+/**
+ * One layer over the residual stream x, given n1 = rmsnorm(x) by the layer's input norm. Each residual
+ * add runs fused with the norm that follows it (Backend.addRmsnorm): the post-attention norm, and
+ * `nextNorm` (the next layer's input norm, or the final norm) when given, whose output comes back as n.
+ */
 function cachedLayer(
-  model: LlamaModel, be: DecodeBackend, layer: number, x: Tensor, t: StepTensors, segments: readonly KvSegment[], step: CachedStep,
-): Tensor {
+  model: LlamaModel, be: DecodeBackend, layer: number, x: Tensor, n1: Tensor, nextNorm: Tensor | null, t: StepTensors,
+  segments: readonly KvSegment[], step: CachedStep,
+): { x: Tensor; n: Tensor | null } {
   const c = model.config, w = model.weights.layers[layer], lora = model.lora?.byLayer[layer] ?? null;
   const shape: AttentionShape = model.attention;
   const { numHeads: hq, numKvHeads: hkv, headDim: d } = shape;
-  const { y: n1, rstd: r1 } = be.rmsnorm(x, w.inputNorm, c.rmsNormEps);
-  be.free(r1);
   // q, k, v (and below gate, up) share their input: one grouped op (one launch in batch-1 decode).
   const [q0, k0, v] = linearsOf(be, w, lora, ["q", "k", "v"], n1);
   let q = q0, k = k0;
-  be.free(n1);
   if (w.qNorm && w.kNorm) {
     const qn = headNorm(be, q, w.qNorm, hq, d, c.rmsNormEps), kn = headNorm(be, k, w.kNorm, hkv, d, c.rmsNormEps);
     be.free(q); be.free(k);
@@ -83,19 +86,21 @@ function cachedLayer(
   for (const z of [qr, kr, v]) be.free(z);
   const attnOut = linearOf(be, w, lora, "o", o);
   be.free(o);
-  const x2 = be.add(x, attnOut);
+  const { sum: x2, y: n2 } = be.addRmsnorm(x, attnOut, w.postAttentionNorm, c.rmsNormEps);
   be.free(attnOut);
-  const { y: n2, rstd: r2 } = be.rmsnorm(x2, w.postAttentionNorm, c.rmsNormEps);
-  be.free(r2);
   const [g, u] = linearsOf(be, w, lora, ["gate", "up"], n2);
   be.free(n2);
   const h = be.swiglu(g, u);
   be.free(g); be.free(u);
   const mlpOut = linearOf(be, w, lora, "down", h);
   be.free(h);
-  const out = be.add(x2, mlpOut);
-  be.free(x2); be.free(mlpOut);
-  return out;
+  try {
+    if (!nextNorm) return { x: be.add(x2, mlpOut), n: null };
+    const { sum, y } = be.addRmsnorm(x2, mlpOut, nextNorm, c.rmsNormEps);
+    return { x: sum, n: y };
+  } finally {
+    be.free(x2); be.free(mlpOut);
+  }
 }
 
 /** The step's inputs on the device; the decode step graphs (lib/infer/step-graphs.ts) keep their own. */
@@ -139,17 +144,31 @@ export function stepLogitsTensor(
 ): Tensor {
   const B = step.cuQueryLens.length - 1, T = step.ids.length;
   try {
+    const layers = model.weights.layers, L = model.config.numLayers, eps = model.config.rmsNormEps;
     let x = be.embedding(model.weights.embed, t.ids);
-    for (let l = 0; l < model.config.numLayers; l++) {
-      const out = cachedLayer(model, be, l, x, t, segments(l), step);
+    const first = be.rmsnorm(x, layers[0].inputNorm, eps);
+    be.free(first.rstd);
+    let n: Tensor | null = first.y;
+    // Decode (one new token per sequence) takes the final norm fused into the last layer's add;
+    // prefill norms only each sequence's last row, below.
+    for (let l = 0; l < L; l++) {
+      const nextNorm = l + 1 < L ? layers[l + 1].inputNorm : B === T ? model.weights.finalNorm : null;
+      const out: { x: Tensor; n: Tensor | null } = cachedLayer(model, be, l, x, n!, nextNorm, t, segments(l), step);
+      be.free(x); be.free(n!);
+      x = out.x;
+      n = out.n;
+    }
+    if (n) {
       be.free(x);
-      x = out;
+      const logits = be.lmHeadLogits(n, model.weights.lmHead);
+      be.free(n);
+      return logits;
     }
     // Only each sequence's last row goes through the final norm and the LM head (gathered as an
     // embedding lookup of x's rows).
-    const last = B === T ? x : be.embedding(x, t.lastRows);
-    if (last !== x) be.free(x);
-    const { y, rstd } = be.rmsnorm(last, model.weights.finalNorm, model.config.rmsNormEps);
+    const last = be.embedding(x, t.lastRows);
+    be.free(x);
+    const { y, rstd } = be.rmsnorm(last, model.weights.finalNorm, eps);
     const logits = be.lmHeadLogits(y, model.weights.lmHead);
     for (const z of [last, y, rstd]) be.free(z);
     return logits;

@@ -1,7 +1,9 @@
-// Every elementwise, embedding, norm, rotary, SwiGLU, attention and optimizer op of the CUDA backend
-// against the CPU backend (the spec) on fresh random inputs, forward and backward. Skips without a GPU.
+// Every elementwise, embedding, norm (and generation's fused add + norm), rotary, SwiGLU, attention
+// and optimizer op of the CUDA backend against the CPU backend (the spec) on fresh random inputs,
+// forward and backward. Skips without a GPU.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { f32ToBf16 } from "../../lib/formats/dtype.js";
 import { both, bothI32, expectClose, expectDeltaClose, pair, randn, skipWithoutGpu } from "./parity-helpers.js";
 
 describe("CUDA backend ops match the CPU backend", { skip: skipWithoutGpu }, () => {
@@ -50,6 +52,24 @@ describe("CUDA backend ops match the CPU backend", { skip: skipWithoutGpu }, () 
     expectClose(p, "rmsnorm rstd", g.rstd, c.rstd, 5e-3);
     const [cdy, gdy] = both(p, randn(p, T * H), [T, H]);
     expectClose(p, "rmsnorm dx", p.gpu.rmsnormBackward(gdy, gx, gw, g.rstd), p.cpu.rmsnormBackward(cdy, cx, cw, c.rstd));
+  });
+
+  it("the fused residual add + rmsnorm of generation: as the CPU, and bit for bit as add then rmsnorm", () => {
+    const p = pair();
+    for (const [T, H] of [[3, 256], [5, 100]]) {  // the 16-byte path and the scalar one
+      const up = (data: Float32Array) => {
+        const bits = f32ToBf16(data);
+        return [p.cpu.upload(bits, [T, H], "bf16", "activations"), p.gpu.upload(bits, [T, H], "bf16", "activations")] as const;
+      };
+      const [ca, ga] = up(randn(p, T * H, 2)), [cb, gb] = up(randn(p, T * H));
+      const [cw, gw] = both(p, Float32Array.from(randn(p, H, 0.1), (v) => 1 + v), [H]);
+      const g = p.gpu.addRmsnorm(ga, gb, gw, 1e-5), c = p.cpu.addRmsnorm(ca, cb, cw, 1e-5);
+      expectClose(p, `addRmsnorm sum [${T},${H}]`, g.sum, c.sum);
+      expectClose(p, `addRmsnorm y [${T},${H}]`, g.y, c.y);
+      const sum = p.gpu.add(ga, gb), { y } = p.gpu.rmsnorm(sum, gw, 1e-5);
+      assert.deepEqual(p.gpu.download(g.sum), p.gpu.download(sum), "the sum has add's bits");
+      assert.deepEqual(p.gpu.download(g.y), p.gpu.download(y), "y has rmsnorm's bits");
+    }
   });
 
   it("rope forward and backward with per-token positions", () => {

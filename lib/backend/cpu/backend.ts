@@ -193,6 +193,13 @@ export class CpuBackend implements DecodeBackend, CpuAlloc {
     adamw(params, grads, m, v, h);
   }
 
+  /** The spec: the two ops it fuses, one after the other. */
+  addRmsnorm(a: Tensor, b: Tensor, w: Tensor, eps: number): { sum: Tensor; y: Tensor } {
+    const sum = this.add(a, b);
+    const { y, rstd } = this.rmsnorm(sum, w, eps);
+    this.free(rstd);
+    return { sum, y };
+  }
   kvCacheWrite(segments: readonly KvSegment[], blockSize: number, k: Tensor, v: Tensor, slots: Tensor): void {
     kvCacheWrite(segments, blockSize, k, v, slots);
   }

@@ -199,6 +199,7 @@ export class CudaBackend implements DecodeBackend {
   embedding(table: Tensor, ids: Tensor): Tensor { return ops.embedding(this, table, ids); }
   embeddingBackward(dy: Tensor, ids: Tensor, dTable: Tensor): void { ops.embeddingBackward(this, dy, ids, dTable); }
   rmsnorm(x: Tensor, w: Tensor, eps: number) { return ops.rmsnorm(this, x, w, eps); }
+  addRmsnorm(a: Tensor, b: Tensor, w: Tensor, eps: number) { return ops.addRmsnorm(this, a, b, w, eps); }
   rmsnormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor): Tensor { return ops.rmsnormBackward(this, dy, x, w, rstd); }
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, nHeads: number, headDim: number): Tensor {
     return ops.rope(this, x, positions, invFreq, nHeads, headDim, 1);

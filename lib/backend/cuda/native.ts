@@ -77,6 +77,7 @@ const SIGNATURES = {
   embeddingFwd: "int32_t tsl_embedding_fwd(const void *table, int32_t tableDtype, const void *ids, int64_t T, int64_t V, int64_t H, void *out)",
   embeddingBwd: "int32_t tsl_embedding_bwd(const void *dy, const void *ids, int64_t T, int64_t V, int64_t H, void *dtable)",
   rmsnormFwd: "int32_t tsl_rmsnorm_fwd(const void *x, const void *w, int32_t wDtype, int64_t T, int64_t H, float eps, void *y, void *rstd)",
+  addRmsnormFwd: "int32_t tsl_add_rmsnorm_fwd(const void *a, const void *b, const void *w, int32_t wDtype, int64_t T, int64_t H, float eps, void *sum, void *y)",
   rmsnormBwd: "int32_t tsl_rmsnorm_bwd(const void *dy, const void *x, const void *w, int32_t wDtype, const void *rstd, int64_t T, int64_t H, void *dx)",
   rope: "int32_t tsl_rope(const void *x, const void *positions, const void *invFreq, int64_t T, int32_t heads, int32_t headDim, int32_t direction, void *y)",
   swigluFwd: "int32_t tsl_swiglu_fwd(const void *gate, const void *up, uint64_t n, void *h)",

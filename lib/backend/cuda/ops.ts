@@ -114,6 +114,27 @@ export function rmsnorm(be: CudaBackend, x: Tensor, w: Tensor, eps: number): { y
   });
 }
 
+/** sum = a + b and y = rmsnorm(sum) in one launch, bit-identical to add then rmsnorm (DecodeBackend.addRmsnorm). */
+export function addRmsnorm(be: CudaBackend, a: Tensor, b: Tensor, w: Tensor, eps: number): { sum: Tensor; y: Tensor } {
+  expectSame(a, b, "addRmsnorm");
+  const cw = asCuda(w, "norm weight");
+  const H = lastDim(a), T = rowsOf(a);
+  if (cw.numel !== H) throw new Error(`tsloth: rmsnorm weight has ${cw.numel} elements, rows have ${H}`);
+  if (asCuda(a).dtype !== "bf16") {  // add keeps a's dtype: the two ops themselves, for the same results
+    const sum = add(be, a, b);
+    const { y, rstd } = rmsnorm(be, sum, w, eps);
+    be.free(rstd);
+    return { sum, y };
+  }
+  return withDtype(be, "bf16", [b], (cb) => {
+    const ca = asCuda(a);
+    const sum = be.alloc(a.shape, "bf16");
+    const y = be.alloc(a.shape, "bf16");
+    check(be.lib.addRmsnormFwd(ca.ptr, cb.ptr, cw.ptr, cw.code, T, H, eps, sum.ptr, y.ptr), "tsl_add_rmsnorm_fwd");
+    return { sum, y };
+  });
+}
+
 export function rmsnormBackward(be: CudaBackend, dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor): Tensor {
   const cw = asCuda(w, "norm weight"), r = expectDtype(rstd, "f32", "rstd");
   const H = lastDim(x), T = rowsOf(x);
