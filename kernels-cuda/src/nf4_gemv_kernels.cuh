@@ -161,12 +161,6 @@ __device__ __forceinline__ void gemv_iteration(const GemvArgs& a, const uint32_t
   }
 }
 
-// An explicit minimum in __launch_bounds__ makes ptxas keep all kWords loads ahead of the math
-// (more registers, more bytes in flight); with the bare form it sinks them below earlier words'
-// math (bench: 2-30% slower per layer depending on the variant). 1 block for 1 row per warp (79-85
-// registers: 3 blocks fit anyway); 2 for 2 rows, whose grid-stride loop otherwise takes 142-147
-// registers (1 block of 8 warps per SM) where 2 blocks need at most 128 (sm_90: 123-126, no spills,
-// the 28 loads of an iteration still issued before its first table lookup).
 // Row pointers of the kRows rows from row0 (a missing last row recomputes the one before).
 template <int kRows>
 __device__ __forceinline__ void rows_from(const GemvArgs& a, int64_t row0, int words, const uint32_t** rowp, int64_t* e0) {
@@ -178,6 +172,13 @@ __device__ __forceinline__ void rows_from(const GemvArgs& a, int64_t row0, int w
   }
 }
 
+// An explicit minimum in __launch_bounds__ makes ptxas keep all kWords loads ahead of the math
+// (more registers, more bytes in flight); with the bare form it sinks them below earlier words'
+// math (bench: 2-30% slower per layer depending on the variant). 1 block for 1 row per warp (sm_90:
+// 85 registers with the early first loads, 2 blocks per SM; bounded to 3 blocks, 80 registers, k/v
+// ran 3.0 -> 3.6 us on an H100); 2 for 2 rows, whose grid-stride loop otherwise takes 142-147
+// registers (1 block of 8 warps per SM) where 2 blocks need at most 128 (sm_90: 118, no spills,
+// the 28 loads of an iteration still issued before its first table lookup).
 template <int kRows, int kWords, bool kDoubleQuant>
 __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
   extern __shared__ __align__(16) char table[];
