@@ -54,7 +54,8 @@ function headNorm(be: DecodeBackend, x: Tensor, w: Tensor, heads: number, d: num
 }
 
 /**
- * One layer over the residual stream x, given n1 = rmsnorm(x) by the layer's input norm. Each residual
+ * One layer over the residual stream x, given n1 = rmsnorm(x) by the layer's input norm (freed here as
+ * soon as q/k/v are made, so a long prefill does not hold it through the layer). Each residual
  * add runs fused with the norm that follows it (Backend.addRmsnorm): the post-attention norm, and
  * `nextNorm` (the next layer's input norm, or the final norm) when given, whose output comes back as n.
  */
@@ -68,6 +69,7 @@ function cachedLayer(
   // q, k, v (and below gate, up) share their input: one grouped op (one launch in batch-1 decode).
   const [q0, k0, v] = linearsOf(be, w, lora, ["q", "k", "v"], n1);
   let q = q0, k = k0;
+  be.free(n1);
   if (w.qNorm && w.kNorm) {
     const qn = headNorm(be, q, w.qNorm, hq, d, c.rmsNormEps), kn = headNorm(be, k, w.kNorm, hkv, d, c.rmsNormEps);
     be.free(q); be.free(k);
@@ -154,7 +156,7 @@ export function stepLogitsTensor(
     for (let l = 0; l < L; l++) {
       const nextNorm = l + 1 < L ? layers[l + 1].inputNorm : B === T ? model.weights.finalNorm : null;
       const out: { x: Tensor; n: Tensor | null } = cachedLayer(model, be, l, x, n!, nextNorm, t, segments(l), step);
-      be.free(x); be.free(n!);
+      be.free(x);
       x = out.x;
       n = out.n;
     }
