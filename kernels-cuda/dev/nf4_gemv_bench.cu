@@ -8,7 +8,8 @@
 // timed with events; the copy bandwidth (1 GiB device-to-device, read + written) is measured in the
 // same run. One JSON line per (variant, shape) on stdout, then a summary naming the best variant.
 //   nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/nf4_gemv_bench kernels-cuda/dev/nf4_gemv_bench.cu && /tmp/nf4_gemv_bench
-// Optional arguments: graph length N (default 200), then comma-separated variant names to run only those.
+// Optional arguments: graph length N (default 200), then comma-separated variant names to run only those;
+// SHAPE=<part of a shape's name> in the environment times that shape alone (no layers), e.g. under ncu.
 //
 // Budget, to read the numbers: at 3.0 TB/s (H100 copy) an SM must consume ~13 weight bytes = 26
 // weights per clock (132 SMs, ~1.75 GHz); the 4 schedulers issue 128 thread-instructions per clock,
@@ -32,7 +33,8 @@
 // Round v10/v11 (fewer instructions per weight, programmatic dependent launch, capped grid): the
 // header of nf4_gemv_variants_next.cuh. Round 12 (the Hopper bulk-copy ring, L2 prefetch, and the
 // grouped launch: a layer as 4 launches, q/k/v and gate/up each in one grid, timed for variants
-// with a group launcher): nf4_gemv_ring.cuh and nf4_gemv_variants_ring.cuh.
+// with a group launcher): nf4_gemv_ring.cuh and nf4_gemv_variants_ring.cuh. The cp.async streaming
+// kernels (per-warp stages in shared memory; lost on an H200): nf4_gemv_stream.cuh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -49,6 +51,7 @@
 #include "nf4_gemv_variants_next.cuh"
 #include "nf4_gemv_variants_ring.cuh"
 #include "nf4_gemv_variants_lanes.cuh"
+#include "nf4_gemv_variants_stream.cuh"
 
 // ---- reference: bf16(code * absmax) per weight, f64 sums; one block per row -------------------
 __global__ void reference_kernel(Args a, double* __restrict__ ref) {
@@ -279,6 +282,7 @@ int main(int argc, char** argv) {
   variants.insert(variants.end(), kRingVariants, kRingVariants + sizeof(kRingVariants) / sizeof(kRingVariants[0]));
   variants.insert(variants.end(), kPipeVariants, kPipeVariants + sizeof(kPipeVariants) / sizeof(kPipeVariants[0]));
   variants.insert(variants.end(), kLanesVariants, kLanesVariants + sizeof(kLanesVariants) / sizeof(kLanesVariants[0]));
+  variants.insert(variants.end(), kStreamVariants, kStreamVariants + sizeof(kStreamVariants) / sizeof(kStreamVariants[0]));
   const int nv = (int)variants.size();
   std::vector<double> layer_us(nv, 0);
   std::vector<bool> variant_ok(nv, true);
@@ -290,7 +294,9 @@ int main(int argc, char** argv) {
       continue;
     }
     double worst = 0;
+    const char* only = getenv("SHAPE");  // one shape only (for a profiler), no layers
     for (const Pool& p : pools) {
+      if (only && !strstr(p.s.name, only)) continue;
       const Args a0 = args_for(p, 0, x, y);
       reference_kernel<<<(unsigned)p.s.out_f, 256, 0, st>>>(a0, d_ref);
       const double err = rel_error(v, a0, d_ref, st);
@@ -306,6 +312,7 @@ int main(int argc, char** argv) {
              prop.name);
       fflush(stdout);
     }
+    if (only) continue;
     // One Llama-3.1-8B layer: q k v o gate up down back to back; layer i reads copy i of each.
     const Pool* order[7] = {&pools[0], &pools[1], &pools[1], &pools[0], &pools[2], &pools[2], &pools[3]};
     const int copy_of[7] = {0, 0, 1, 1, 0, 1, 0};  // q/o and k/v and gate/up share pools: distinct copies

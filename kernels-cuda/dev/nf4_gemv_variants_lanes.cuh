@@ -16,7 +16,6 @@
 #pragma once
 #include "nf4_gemv_variants_pipe.cuh"
 
-#define TSL_PICK(G, I, FIELD) ((I) == 2 ? (G).m[2].FIELD : (I) == 1 ? (G).m[1].FIELD : (G).m[0].FIELD)
 
 namespace lanes {
 
@@ -116,7 +115,6 @@ static void launch_lanes(const Args& a, cudaStream_t s) { launch_lanes_group(&a,
 }  // namespace lanes
 
 
-#undef TSL_PICK
 
 static const Variant kLanesVariants[] = {
     {"lanes", lanes::launch_lanes, false, lanes::launch_lanes_group},

@@ -22,7 +22,6 @@
 #include "nf4_gemv_variants_ring.cuh"
 
 // nf4_gemv_kernels.cuh's field pick by constant indices (it undefines its own copy).
-#define TSL_PICK(G, I, FIELD) ((I) == 2 ? (G).m[2].FIELD : (I) == 1 ? (G).m[1].FIELD : (G).m[0].FIELD)
 
 namespace pipe {
 
@@ -255,7 +254,6 @@ template <bool kXOnce, bool kNoShfl>
 static void launch_mio(const Args& a, cudaStream_t s) { launch_mio_group<kXOnce, kNoShfl>(&a, 1, s); }
 }  // namespace pipe
 
-#undef TSL_PICK
 
 static const Variant kPipeVariants[] = {
     // 8 words per lane per row and stage (2 KB in flight per warp per stage at 2 rows)

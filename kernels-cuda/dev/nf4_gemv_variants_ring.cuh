@@ -93,6 +93,22 @@ __global__ void __launch_bounds__(tsl::kRingThreads, 1) ring_probe_kernel(const 
   if (lane == 0 && lo + warp < hi) g.m[0].y[0] = __float2bfloat16((float)(sum & 0xff));
 }
 
+// Launches kern<<<grid, threads, smem, s>>>(params) with programmatic dependent launch allowed.
+template <typename K, typename P>
+static void launch_pdl(K kern, unsigned grid, int threads, int smem, const P& params, cudaStream_t s) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  CK(cudaLaunchKernelEx(&cfg, kern, params));
+}
+
 template <typename K>
 static void launch_ring_kernel(K kern, int smem, const tsl::Nf4GemvGroup& g, cudaStream_t s, const char* what) {
   static int sms = 0;  // per instantiation of the caller's kernel type is enough: each caller passes one kernel
@@ -101,17 +117,7 @@ static void launch_ring_kernel(K kern, int smem, const tsl::Nf4GemvGroup& g, cud
     CK(cudaGetDevice(&dev));
     CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((unsigned)std::min<int64_t>(sms, g.rows));
-  cfg.blockDim = dim3(tsl::kRingThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  CK(cudaLaunchKernelEx(&cfg, kern, g));
+  launch_pdl(kern, (unsigned)std::min<int64_t>(sms, g.rows), tsl::kRingThreads, smem, g, s);
   (void)what;
 }
 
@@ -181,17 +187,7 @@ static void launch_capped(K kern, const P& params, int64_t rows, int R, const ch
     per_sm = std::max(per_sm, 1);
   }
   const int64_t groups = (rows + 8 * R - 1) / (8 * R), slots = (int64_t)per_sm * sms, per = (groups + slots - 1) / slots;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((unsigned)((groups + per - 1) / per));
-  cfg.blockDim = dim3(256);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  CK(cudaLaunchKernelEx(&cfg, kern, params));
+  launch_pdl(kern, (unsigned)((groups + per - 1) / per), 256, smem, params, s);
 }
 template <int R, bool kShipped>
 static void launch_src_r(const Args* list, int n, cudaStream_t s) {

@@ -382,7 +382,6 @@ __global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_grou
   }
 }
 
-#undef TSL_PICK
 
 }  // namespace
 }  // namespace tsl
