@@ -263,7 +263,8 @@ __device__ __forceinline__ void lanes_math(const Nf4GemvGroup& g, const StreamRo
 }
 
 // Launched with kStreamWarps warps, one block per SM at most. Needs blocksize 64, in_f a multiple
-// of 256, absmax codes 4-byte aligned and nested blocksize 256 (the launcher checks).
+// of 256, absmax codes 4-byte aligned and nested blocksize 256 (the bench's shapes and pools all
+// are; nothing checks it here).
 // kLanes: the lanes form (dynamic shared memory StreamShape::kSmem + in_f·2 for the copy of x).
 template <int kRows, int kStages, bool kDoubleQuant, bool kGroup, bool kLanes>
 __global__ void __launch_bounds__(kStreamWarps * 32, 1) nf4_gemv_stream_kernel(const Nf4GemvGroup g) {
