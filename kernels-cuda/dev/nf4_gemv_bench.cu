@@ -34,7 +34,8 @@
 // header of nf4_gemv_variants_next.cuh. Round 12 (the Hopper bulk-copy ring, L2 prefetch, and the
 // grouped launch: a layer as 4 launches, q/k/v and gate/up each in one grid, timed for variants
 // with a group launcher): nf4_gemv_ring.cuh and nf4_gemv_variants_ring.cuh. The cp.async streaming
-// kernels (per-warp stages in shared memory; lost on an H200): nf4_gemv_stream.cuh.
+// kernels (per-warp stages in shared memory) and the 16-warp "wide" loops (round seven, all lost on
+// an H200): nf4_gemv_stream.cuh, nf4_gemv_wide.cuh, nf4_gemv_variants_stream.cuh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 

@@ -1,10 +1,13 @@
-// NF4 matrix-vector bench, part 6: the streaming kernel of nf4_gemv_stream.cuh in both forms (code
-// words and absmax copied into shared memory kStages-1 tasks ahead by cp.async, one block of 16 warps
-// per SM; lost, measurements there), for one matrix and for the grouped launch. Included by
+// NF4 matrix-vector bench, part 6: round seven's kernels, all lost on an H200 (measurements in their
+// headers): the streaming kernel of nf4_gemv_stream.cuh in both forms (code words and absmax copied
+// into shared memory kStages-1 tasks ahead by cp.async), the wide kernels of nf4_gemv_wide.cuh (one
+// block of 16 warps, the table at a 64 KB boundary; prefetching, x in shared memory, register rings),
+// and the shipped kernels at 4 rows per warp; for one matrix and for the grouped launch. Included by
 // nf4_gemv_bench.cu only.
 #pragma once
 #include "nf4_gemv_variants_lanes.cuh"
 #include "nf4_gemv_stream.cuh"
+#include "nf4_gemv_wide.cuh"
 
 // Grid: one block per SM at most, evened so every block takes the same number of row groups.
 template <int R, int S, bool kLanes>
@@ -36,6 +39,83 @@ static void launch_lanes_group(const Args* list, int n, cudaStream_t s) { launch
 template <int R, int S>
 static void launch_lanes(const Args& a, cudaStream_t s) { launch_stream_form<R, S, true>(&a, 1, s); }
 
+// The wide kernel: grid at most one block per SM, evened; R 0: 2 rows per warp unless 2 rows' groups
+// fill the last round under 80% where 1 row's fill it over 90% (the shipped rule, 16-warp groups).
+template <int R, bool kPrefetch = false, bool kXs = false>
+static void launch_wide_group(const Args* list, int n, cudaStream_t s) {
+  const tsl::Nf4GemvGroup g = ring_group_of(list, n);
+  int dev, sms;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  if (R == 0) {
+    const auto fill = [&](int r) {
+      const int64_t groups = (g.rows + 16 * r - 1) / (16 * r);
+      return (double)groups / (double)(((groups + sms - 1) / sms) * sms);
+    };
+    if (fill(2) < 0.8 && fill(1) > 0.9) launch_wide_group<1, kPrefetch, kXs>(list, n, s);
+    else launch_wide_group<2, kPrefetch, kXs>(list, n, s);
+    return;
+  }
+  constexpr int Rr = R == 0 ? 1 : R;
+  auto kern = n > 1 ? tsl::nf4_gemv_wide_kernel<Rr, true, true, kPrefetch, kXs>
+                     : tsl::nf4_gemv_wide_kernel<Rr, true, false, kPrefetch, kXs>;
+  static bool set[2] = {false, false};
+  if (!set[n > 1]) {
+    set[n > 1] = true;
+    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, tsl::kWideSmem));
+    cudaFuncAttributes fa;
+    CK(cudaFuncGetAttributes(&fa, kern));
+    fprintf(stderr, "wide R=%d %s: %d registers, %d local bytes\n", Rr, n > 1 ? "group" : "single", fa.numRegs,
+            (int)fa.localSizeBytes);
+  }
+  const int64_t groups = (g.rows + tsl::kWideWarps * Rr - 1) / (tsl::kWideWarps * Rr), per = (groups + sms - 1) / sms;
+  launch_pdl(kern, (unsigned)((groups + per - 1) / per), tsl::kWideWarps * 32, tsl::kWideSmem, g, s);
+}
+template <int R, bool kPrefetch = false, bool kXs = false>
+static void launch_wide(const Args& a, cudaStream_t s) { launch_wide_group<R, kPrefetch, kXs>(&a, 1, s); }
+
+// The register-ring wide kernel (1 row per warp, kDepth buffers).
+template <int kDepth>
+static void launch_wide_ring_group(const Args* list, int n, cudaStream_t s) {
+  const tsl::Nf4GemvGroup g = ring_group_of(list, n);
+  const bool whole = g.in_f % 2048 == 0;
+  auto kern = n > 1 ? (whole ? tsl::nf4_gemv_wide_ring_kernel<kDepth, true, true, true> : tsl::nf4_gemv_wide_ring_kernel<kDepth, true, true, false>)
+                    : (whole ? tsl::nf4_gemv_wide_ring_kernel<kDepth, true, false, true> : tsl::nf4_gemv_wide_ring_kernel<kDepth, true, false, false>);
+  static std::vector<const void*> set;
+  if (std::find(set.begin(), set.end(), (const void*)kern) == set.end()) {
+    set.push_back((const void*)kern);
+    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, tsl::kWideSmem));
+    cudaFuncAttributes fa;
+    CK(cudaFuncGetAttributes(&fa, kern));
+    fprintf(stderr, "wide_ring%d %s: %d registers, %d local bytes\n", kDepth, n > 1 ? "group" : "single", fa.numRegs,
+            (int)fa.localSizeBytes);
+  }
+  int dev, sms;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int64_t groups = (g.rows + tsl::kWideWarps - 1) / tsl::kWideWarps, per = (groups + sms - 1) / sms;
+  launch_pdl(kern, (unsigned)((groups + per - 1) / per), tsl::kWideWarps * 32, tsl::kWideSmem, g, s);
+}
+template <int kDepth>
+static void launch_wide_ring(const Args& a, cudaStream_t s) { launch_wide_ring_group<kDepth>(&a, 1, s); }
+
+// The shipped kernels with 4 rows per warp and 4 words per lane per iteration (the same 16 words in
+// flight per warp, x loaded once per 4 rows): groups of 32 rows. Predicted: a quarter fewer L1
+// wavefronts per word and row (x), gate/up ~-10%. Measured (H200): 7.4 / 7.0 / 14.5 / 22.0 us, layer
+// 75.5 us (down's 128 groups of 32 rows leave half the 264 block slots empty).
+static void launch_src_r4(const Args* list, int n, cudaStream_t s) {
+  const tsl::Nf4GemvGroup g = ring_group_of(list, n);
+  if (n == 1) {
+    const Args& a = list[0];
+    const tsl::GemvArgs ga{g.m[0].packed, a.out_f, a.in_f, a.log2_bs, a.log2_nbs, g.m[0].scales, a.x, nullptr, 0, nullptr,
+                           nullptr, 0.f, 0, a.y};
+    launch_capped(tsl::nf4_gemv_kernel<4, 4, true>, ga, a.out_f, 4, "src nf4_gemv_kernel", s);
+  } else {
+    launch_capped(tsl::nf4_gemv_group_kernel<4, 4, true, true>, g, g.rows, 4, "src group kernel", s);
+  }
+}
+static void launch_src_r4_one(const Args& a, cudaStream_t s) { launch_src_r4(&a, 1, s); }
+
 // 2 rows per warp where each SM gets at least 4 row groups of 32, else 1 row.
 static void launch_stream_auto_group(const Args* list, int n, cudaStream_t s) {
   int64_t rows = 0;
@@ -61,6 +141,17 @@ static const Variant kStreamVariants[] = {
     {"stream_r2_s3", launch_stream<2, 3>, false, launch_stream_group<2, 3>},
     {"stream_r2_s4", launch_stream<2, 4>, false, launch_stream_group<2, 4>},
     {"stream_auto", launch_stream_auto, false, launch_stream_auto_group},
+    {"wide_r1", launch_wide<1>, false, launch_wide_group<1>},
+    {"wide_r2", launch_wide<2>, false, launch_wide_group<2>},
+    {"wide_auto", launch_wide<0>, false, launch_wide_group<0>},
+    {"src_r4w4", launch_src_r4_one, false, launch_src_r4},
+    {"wide_ring3", launch_wide_ring<3>, false, launch_wide_ring_group<3>},
+    {"wide_ring4", launch_wide_ring<4>, false, launch_wide_ring_group<4>},
+    {"wide_db", launch_wide_ring<2>, false, launch_wide_ring_group<2>},
+    {"wide_auto_xs", launch_wide<0, false, true>, false, launch_wide_group<0, false, true>},
+    {"wide_r1_pf", launch_wide<1, true>, false, launch_wide_group<1, true>},
+    {"wide_r2_pf", launch_wide<2, true>, false, launch_wide_group<2, true>},
+    {"wide_auto_pf", launch_wide<0, true>, false, launch_wide_group<0, true>},
     {"lanes_r1_s4", launch_lanes<1, 4>, false, launch_lanes_group<1, 4>},
     {"lanes_r1_s6", launch_lanes<1, 6>, false, launch_lanes_group<1, 6>},
     {"lanes_r2_s3", launch_lanes<2, 3>, false, launch_lanes_group<2, 3>},

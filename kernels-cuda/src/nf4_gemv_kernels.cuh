@@ -178,9 +178,10 @@ __device__ __forceinline__ void rows_from(const GemvArgs& a, int64_t row0, int w
 // 85 registers with the early first loads, 2 blocks per SM; bounded to 3 blocks, 80 registers, k/v
 // ran 3.0 -> 3.6 us on an H100); 2 for 2 rows, whose grid-stride loop otherwise takes 142-147
 // registers (1 block of 8 warps per SM) where 2 blocks need at most 128 (sm_90: 118, no spills,
-// the 28 loads of an iteration still issued before its first table lookup).
+// the 28 loads of an iteration still issued before its first table lookup); 2 also for more rows
+// (only the bench instantiates them: 4 rows of 4 words, 125-128 registers, variant src_r4w4).
 template <int kRows, int kWords, bool kDoubleQuant>
-__global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
+__global__ void __launch_bounds__(kWarps * 32, kRows >= 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
   extern __shared__ __align__(16) char table[];
   __shared__ float nested_code[256];
   fill_pair_table(table, blockDim.x);
@@ -333,7 +334,7 @@ __device__ __forceinline__ void finish_row(const Nf4GemvGroup& g, int m, int64_t
 // Unlike nf4_gemv_kernel, no code words are loaded before griddepcontrol.wait: in this kernel's
 // 2-row form that cost gate/up ~2% (H100), more than it saved.
 template <int kRows, int kWords, bool kDoubleQuant, bool kGroup>
-__global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_group_kernel(const Nf4GemvGroup g) {
+__global__ void __launch_bounds__(kWarps * 32, kRows >= 2 ? 2 : 1) nf4_gemv_group_kernel(const Nf4GemvGroup g) {
   extern __shared__ __align__(16) char table[];
   __shared__ float nested_code[kGroup ? kMaxGroup * 256 : 256];
   fill_pair_table(table, blockDim.x);
