@@ -25,10 +25,15 @@
 //     (long-scoreboard 2.30, on the first use of the buffered absmax code); with kXs 60.8;
 //   wide_ring3 5.6 / 2.8 / 14.5 / 13.9 / 60.8 (7.04M instructions, long-scoreboard 1.84); wide_ring4
 //     5.8 / 2.8 / 15.0 / 14.2 / 72.4 (the group form spills).
-// So 15% fewer instructions gave 2% on gate/up, and neither loads kept 1-3 tasks ahead in registers
-// nor L2 prefetch shortened the wait on them: the stall grew with each. Not isolated: what makes a
-// load issued a whole task early still arrive late (DRAM locality of ~4,000 concurrent row streams
-// 2-7 KB apart is the next suspect; the loads-only probe, same pattern, reaches 84%).
+//   kWarps (1 row per warp): 20 warps (95 registers) 5.9 / 3.6 / 14.5 / 15.4 / 58.1; 24 (79) 6.5 / 4.0 /
+//     14.2 / 17.7 / 61.7; 32 (64) 5.2 / 4.6 / 15.1 / 12.7 / 55.2 (ncu: 2.0 eligible warps per
+//     scheduler, issue still 41% busy, MIO throttle 2.63 and not-selected 2.61 cycles per instruction).
+// So 15% fewer instructions gave 2% on gate/up; neither loads kept 1-3 tasks ahead in registers nor
+// L2 prefetch shortened the wait on them; twice the warps left issue at ~40% and moved the stall to
+// the MIO queue. With the weights L2-resident (probe_src_l2 in nf4_gemv_variants_stream.cuh) the
+// shipped loop is only 5% faster (gate/up 13.2 us, down 11.1): the memory is not what bounds it. The
+// SM's load/store path is: ~6.5 LSU instructions per code word and row (4 table lookups, the word, x,
+// the scale shuffle), LSU 50-57% of peak in every form, MIO throttle wherever warps were added.
 #pragma once
 #include "nf4_gemv_stream.cuh"
 
@@ -158,23 +163,24 @@ __device__ __forceinline__ uint32_t wide_prologue(const Nf4GemvGroup& g, char* s
 }
 
 // Blocksize 64 only. Dynamic shared memory kWideSmem; grid at most one block per SM.
-// kXs: x read from a copy in shared memory (below the table), not through L1.
-template <int kRows, bool kDoubleQuant, bool kGroup, bool kPrefetch = false, bool kXs = false>
-__global__ void __launch_bounds__(kWideWarps * 32, 1) nf4_gemv_wide_kernel(const Nf4GemvGroup g) {
+// kXs: x read from a copy in shared memory (below the table), not through L1. kWarps: warps per
+// block (more warps, fewer registers each: 20 warps allow 102, 24 allow 85).
+template <int kRows, bool kDoubleQuant, bool kGroup, bool kPrefetch = false, bool kXs = false, int kWarps = kWarps>
+__global__ void __launch_bounds__(kWarps * 32, 1) nf4_gemv_wide_kernel(const Nf4GemvGroup g) {
   extern __shared__ __align__(16) char wide_smem[];
   __shared__ float nested_code[kGroup ? kMaxGroup * 256 : 256];
   const uint32_t table_at = wide_prologue<kDoubleQuant, kGroup>(g, wide_smem, nested_code);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int words = (int)(g.in_f >> 3);
-  const int64_t groups = (g.rows + kWideWarps * kRows - 1) / (kWideWarps * kRows);
+  const int64_t groups = (g.rows + kWarps * kRows - 1) / (kWarps * kRows);
   // The block's first iteration of code words before waiting (frozen weights), as nf4_gemv_kernel.
   WideRow rows[kRows];
-  int64_t row0 = ((int64_t)blockIdx.x * kWideWarps + warp) * kRows;
+  int64_t row0 = ((int64_t)blockIdx.x * kWarps + warp) * kRows;
 #pragma unroll
   for (int r = 0; r < kRows; r++) rows[r] = wide_row<kDoubleQuant, kGroup>(g, row0 + r, words);
   if (kPrefetch && lane < kRows) {
     wide_prefetch<kGroup>(g, row0 + lane, words);
-    wide_prefetch<kGroup>(g, row0 + lane + (int64_t)gridDim.x * kWideWarps * kRows, words);
+    wide_prefetch<kGroup>(g, row0 + lane + (int64_t)gridDim.x * kWarps * kRows, words);
   }
   uint32_t cw[kRows][8];
   const bool whole_first = words >= 256;
@@ -188,12 +194,12 @@ __global__ void __launch_bounds__(kWideWarps * 32, 1) nf4_gemv_wide_kernel(const
   __syncthreads();
   const uint32_t lane_table = table_at | (uint32_t)(lane * 4);
   for (int64_t gi = blockIdx.x; gi < groups; gi += gridDim.x) {
-    row0 = (gi * kWideWarps + warp) * kRows;
+    row0 = (gi * kWarps + warp) * kRows;
     if (row0 >= g.rows) break;
     if (gi != blockIdx.x) {
 #pragma unroll
       for (int r = 0; r < kRows; r++) rows[r] = wide_row<kDoubleQuant, kGroup>(g, row0 + r, words);
-      if (kPrefetch && lane < kRows) wide_prefetch<kGroup>(g, row0 + lane + (int64_t)gridDim.x * kWideWarps * kRows, words);
+      if (kPrefetch && lane < kRows) wide_prefetch<kGroup>(g, row0 + lane + (int64_t)gridDim.x * kWarps * kRows, words);
     }
     float acc[kRows] = {};
     int base = 0;
