@@ -39,6 +39,28 @@ static void launch_lanes_group(const Args* list, int n, cudaStream_t s) { launch
 template <int R, int S>
 static void launch_lanes(const Args& a, cudaStream_t s) { launch_stream_form<R, S, true>(&a, 1, s); }
 
+// Rows per warp by the shipped rule over groups of `warps` warps: 2 unless 2 rows' groups fill the
+// last round of one-block-per-SM slots under 80% where 1 row's fill it over 90%.
+static int wide_rows_per_warp(int64_t rows, int warps, int sms) {
+  const auto fill = [&](int r) {
+    const int64_t groups = (rows + warps * r - 1) / (warps * r);
+    return (double)groups / (double)(((groups + sms - 1) / sms) * sms);
+  };
+  return fill(2) < 0.8 && fill(1) > 0.9 ? 1 : 2;
+}
+
+// Opts a wide kernel into kWideSmem of dynamic shared memory once and says its registers.
+template <typename K>
+static void wide_setup_once(K kern, const char* what) {
+  static std::vector<const void*> set;
+  if (std::find(set.begin(), set.end(), (const void*)kern) != set.end()) return;
+  set.push_back((const void*)kern);
+  CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, tsl::kWideSmem));
+  cudaFuncAttributes fa;
+  CK(cudaFuncGetAttributes(&fa, kern));
+  fprintf(stderr, "%s: %d registers, %d local bytes\n", what, fa.numRegs, (int)fa.localSizeBytes);
+}
+
 // The wide kernel: grid at most one block per SM, evened; R 0: 2 rows per warp unless 2 rows' groups
 // fill the last round under 80% where 1 row's fill it over 90% (the shipped rule, 16-warp groups).
 template <int R, bool kPrefetch = false, bool kXs = false, int kW = tsl::kWideWarps>
@@ -48,26 +70,14 @@ static void launch_wide_group(const Args* list, int n, cudaStream_t s) {
   CK(cudaGetDevice(&dev));
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   if (R == 0) {
-    const auto fill = [&](int r) {
-      const int64_t groups = (g.rows + kW * r - 1) / (kW * r);
-      return (double)groups / (double)(((groups + sms - 1) / sms) * sms);
-    };
-    if (fill(2) < 0.8 && fill(1) > 0.9) launch_wide_group<1, kPrefetch, kXs, kW>(list, n, s);
+    if (wide_rows_per_warp(g.rows, kW, sms) == 1) launch_wide_group<1, kPrefetch, kXs, kW>(list, n, s);
     else launch_wide_group<2, kPrefetch, kXs, kW>(list, n, s);
     return;
   }
   constexpr int Rr = R == 0 ? 1 : R;
   auto kern = n > 1 ? tsl::nf4_gemv_wide_kernel<Rr, true, true, kPrefetch, kXs, kW>
                      : tsl::nf4_gemv_wide_kernel<Rr, true, false, kPrefetch, kXs, kW>;
-  static bool set[2] = {false, false};
-  if (!set[n > 1]) {
-    set[n > 1] = true;
-    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, tsl::kWideSmem));
-    cudaFuncAttributes fa;
-    CK(cudaFuncGetAttributes(&fa, kern));
-    fprintf(stderr, "wide R=%d W=%d %s: %d registers, %d local bytes\n", Rr, kW, n > 1 ? "group" : "single", fa.numRegs,
-            (int)fa.localSizeBytes);
-  }
+  wide_setup_once(kern, n > 1 ? "wide, grouped" : "wide");
   const int64_t groups = (g.rows + kW * Rr - 1) / (kW * Rr), per = (groups + sms - 1) / sms;
   launch_pdl(kern, (unsigned)((groups + per - 1) / per), kW * 32, tsl::kWideSmem, g, s);
 }
@@ -94,6 +104,31 @@ static void launch_src_l2_group(const Args* list, int n, cudaStream_t s) {
 }
 static void launch_src_l2(const Args& a, cudaStream_t s) { launch_src_l2_group(&a, 1, s); }
 
+// The wide lanes kernel: rows per warp by the shipped rule over 16-warp groups.
+template <int R>
+static void launch_wide_lanes_group(const Args* list, int n, cudaStream_t s) {
+  const tsl::Nf4GemvGroup g = ring_group_of(list, n);
+  int dev, sms;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  if (R == 0) {
+    if (wide_rows_per_warp(g.rows, tsl::kWideWarps, sms) == 1) launch_wide_lanes_group<1>(list, n, s);
+    else launch_wide_lanes_group<2>(list, n, s);
+    return;
+  }
+  constexpr int Rr = R == 0 ? 1 : R;
+  auto kern = n > 1 ? tsl::nf4_gemv_wide_lanes_kernel<Rr, true> : tsl::nf4_gemv_wide_lanes_kernel<Rr, false>;
+  wide_setup_once(kern, n > 1 ? "wide lanes, grouped" : "wide lanes");
+  if (g.in_f * 2 > 56 * 1024 || g.in_f % 2048) {
+    fprintf(stderr, "wide_lanes: in_f %lld not supported\n", (long long)g.in_f);
+    exit(1);
+  }
+  const int64_t groups = (g.rows + tsl::kWideWarps * Rr - 1) / (tsl::kWideWarps * Rr), per = (groups + sms - 1) / sms;
+  launch_pdl(kern, (unsigned)((groups + per - 1) / per), tsl::kWideWarps * 32, tsl::kWideSmem, g, s);
+}
+template <int R>
+static void launch_wide_lanes(const Args& a, cudaStream_t s) { launch_wide_lanes_group<R>(&a, 1, s); }
+
 // The register-ring wide kernel (1 row per warp, kDepth buffers).
 template <int kDepth>
 static void launch_wide_ring_group(const Args* list, int n, cudaStream_t s) {
@@ -101,15 +136,7 @@ static void launch_wide_ring_group(const Args* list, int n, cudaStream_t s) {
   const bool whole = g.in_f % 2048 == 0;
   auto kern = n > 1 ? (whole ? tsl::nf4_gemv_wide_ring_kernel<kDepth, true, true, true> : tsl::nf4_gemv_wide_ring_kernel<kDepth, true, true, false>)
                     : (whole ? tsl::nf4_gemv_wide_ring_kernel<kDepth, true, false, true> : tsl::nf4_gemv_wide_ring_kernel<kDepth, true, false, false>);
-  static std::vector<const void*> set;
-  if (std::find(set.begin(), set.end(), (const void*)kern) == set.end()) {
-    set.push_back((const void*)kern);
-    CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, tsl::kWideSmem));
-    cudaFuncAttributes fa;
-    CK(cudaFuncGetAttributes(&fa, kern));
-    fprintf(stderr, "wide_ring%d %s: %d registers, %d local bytes\n", kDepth, n > 1 ? "group" : "single", fa.numRegs,
-            (int)fa.localSizeBytes);
-  }
+  wide_setup_once(kern, n > 1 ? "wide ring, grouped" : "wide ring");
   int dev, sms;
   CK(cudaGetDevice(&dev));
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -168,6 +195,8 @@ static const Variant kStreamVariants[] = {
     {"wide_r1_w24", launch_wide<1, false, false, 24>, false, launch_wide_group<1, false, false, 24>},
     {"wide_r1_w32", launch_wide<1, false, false, 32>, false, launch_wide_group<1, false, false, 32>},
     {"src_r4w4", launch_src_r4_one, false, launch_src_r4},
+    {"wide_lanes", launch_wide_lanes<0>, false, launch_wide_lanes_group<0>},
+    {"wide_lanes_r2", launch_wide_lanes<2>, false, launch_wide_lanes_group<2>},
     {"probe_src_l2", launch_src_l2, true, launch_src_l2_group},
     {"wide_ring3", launch_wide_ring<3>, false, launch_wide_ring_group<3>},
     {"wide_ring4", launch_wide_ring<4>, false, launch_wide_ring_group<4>},

@@ -162,6 +162,20 @@ __device__ __forceinline__ uint32_t wide_prologue(const Nf4GemvGroup& g, char* s
   return table_at;
 }
 
+// The rows' sums finished: every row's warp sum, then lane 0 writes y (+ bias, + LoRA).
+template <int kRows, bool kGroup>
+__device__ __forceinline__ void wide_finish(const Nf4GemvGroup& g, const WideRow* rows, int64_t row0, const float* acc) {
+  float v[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; r++) v[r] = warp_sum(acc[r]);
+#pragma unroll
+  for (int r = 0; r < kRows; r++) {
+    const int64_t row = row0 + r;
+    if ((threadIdx.x & 31) == 0 && row < g.rows)
+      finish_row(g, rows[r].m, row - (kGroup ? TSL_PICK(g, rows[r].m, first_row) : 0), v[r]);
+  }
+}
+
 // Blocksize 64 only. Dynamic shared memory kWideSmem; grid at most one block per SM.
 // kXs: x read from a copy in shared memory (below the table), not through L1. kWarps: warps per
 // block (more warps, fewer registers each: 20 warps allow 102, 24 allow 85).
@@ -218,14 +232,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) nf4_gemv_wide_kernel(const Nf4
       wide_words<kRows, false>(rows, base, words, c);
       wide_iteration<kRows, kDoubleQuant, false>(g, xs, rows, base, words, nested_code, lane_table, acc, c);
     }
-    float v[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; r++) v[r] = warp_sum(acc[r]);
-#pragma unroll
-    for (int r = 0; r < kRows; r++) {
-      const int64_t row = row0 + r;
-      if (lane == 0 && row < g.rows) finish_row(g, rows[r].m, row - (kGroup ? TSL_PICK(g, rows[r].m, first_row) : 0), v[r]);
-    }
+    wide_finish<kRows, kGroup>(g, rows, row0, acc);
   }
 }
 
@@ -315,6 +322,75 @@ __global__ void __launch_bounds__(kWideWarps * 32, 1) nf4_gemv_wide_ring_kernel(
         if (t + 1 < tasks) row = wide_row<kDoubleQuant, kGroup>(g, group * kWideWarps + warp, words);
       }
     }
+  }
+}
+
+}  // namespace
+}  // namespace tsl
+
+namespace tsl {
+namespace {
+
+// The lanes layout (nf4_gemv_variants_lanes.cuh: lane l takes words 8l..8l+7 of each 256, one
+// absmax block, so no scale shuffles and one FFMA per 8 words; its words as two 16-byte loads; x
+// from shared memory, chunk k at k ^ ((k >> 3) & 7)) in the wide block: 16 warps, the table at a
+// 64 KB boundary (dot8_at), x in the space below it. Why: ~4.75 load/store-pipe instructions per
+// code word and row (4 lookups, a quarter word load, half an x read) against the shipped ~6.5,
+// the pipe that bounds the H200 kernel. Double quantization, blocksize 64, in_f % 2048 == 0 only.
+// Measured (H200, us for q/o, k/v, gate/up, down, layer of 4; shipped 4.5 / 2.9 / 14.0 / 11.8 /
+// 50.5): 5.3 / 4.7 / 14.3 / 12.7 / 52.1-53.2; the older 2-block lanes variant 5.6 / 3.8 / 15.3 /
+// 13.4 / 53.0. ncu on gate/up: LSU 41% of peak (shipped 50%), 6.15M instructions, issue 36% busy,
+// long-scoreboard stall 1.98: fewer load/store instructions did not shorten the loop either.
+template <int kRows, bool kGroup>
+__global__ void __launch_bounds__(kWideWarps * 32, 1) nf4_gemv_wide_lanes_kernel(const Nf4GemvGroup g) {
+  extern __shared__ __align__(16) char wide_smem[];
+  __shared__ float nested_code[kGroup ? kMaxGroup * 256 : 256];
+  const uint32_t table_at = wide_prologue<true, kGroup>(g, wide_smem, nested_code);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  const int words = (int)(g.in_f >> 3);
+  uint4* xs = reinterpret_cast<uint4*>(wide_smem);  // below the table (in_f·2 bytes must fit: the launcher checks)
+  for (int k = threadIdx.x; k < words; k += blockDim.x) xs[x_chunk_at(k)] = __ldg(reinterpret_cast<const uint4*>(g.x) + k);
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const uint32_t lane_table = table_at | (uint32_t)(lane * 4);
+  const int64_t groups = (g.rows + kWideWarps * kRows - 1) / (kWideWarps * kRows);
+  for (int64_t gi = blockIdx.x; gi < groups; gi += gridDim.x) {
+    const int64_t row0 = (gi * kWideWarps + warp) * kRows;
+    if (row0 >= g.rows) break;
+    WideRow rows[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) rows[r] = wide_row<true, kGroup>(g, row0 + r, words);
+    float acc[kRows] = {};
+    for (int base = 0; base < words; base += 256) {
+      uint4 cw[kRows][2];
+      float scale[kRows];
+#pragma unroll
+      for (int r = 0; r < kRows; r++) {
+        const uint4* wp = reinterpret_cast<const uint4*>(rows[r].words - lane + base) + 2 * lane;
+        cw[r][0] = __ldcs(wp);
+        cw[r][1] = __ldcs(wp + 1);
+        const int jb = (base >> 3) + lane;
+        scale[r] = fmaf(nested_code[rows[r].code_base + __ldg(rows[r].q + jb)],
+                        __ldg(rows[r].nested + ((rows[r].first_block + jb) >> rows[r].log2_nested)), rows[r].nested_offset);
+      }
+      float part[kRows] = {};
+#pragma unroll
+      for (int u = 0; u < 8; u++) {
+        const uint4 xv = xs[x_chunk_at(base + 8 * lane + u)];
+#pragma unroll
+        for (int r = 0; r < kRows; r++) {
+          const uint4& q = cw[r][u >> 2];
+          const uint32_t w = (u & 3) == 0 ? q.x : (u & 3) == 1 ? q.y : (u & 3) == 2 ? q.z : q.w;
+          part[r] += dot8_at(w, xv, lane_table);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kRows; r++) acc[r] = fmaf(scale[r], part[r], acc[r]);
+    }
+    wide_finish<kRows, kGroup>(g, rows, row0, acc);
   }
 }
 
