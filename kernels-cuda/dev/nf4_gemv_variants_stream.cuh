@@ -146,22 +146,10 @@ static void launch_wide_ring_group(const Args* list, int n, cudaStream_t s) {
 template <int kDepth>
 static void launch_wide_ring(const Args& a, cudaStream_t s) { launch_wide_ring_group<kDepth>(&a, 1, s); }
 
-// The shipped kernels with 4 rows per warp and 4 words per lane per iteration (the same 16 words in
-// flight per warp, x loaded once per 4 rows): groups of 32 rows. Predicted: a quarter fewer L1
-// wavefronts per word and row (x), gate/up ~-10%. Measured (H200): 7.4 / 7.0 / 14.5 / 22.0 us, layer
-// 75.5 us (down's 128 groups of 32 rows leave half the 264 block slots empty).
-static void launch_src_r4(const Args* list, int n, cudaStream_t s) {
-  const tsl::Nf4GemvGroup g = ring_group_of(list, n);
-  if (n == 1) {
-    const Args& a = list[0];
-    const tsl::GemvArgs ga{g.m[0].packed, a.out_f, a.in_f, a.log2_bs, a.log2_nbs, g.m[0].scales, a.x, nullptr, 0, nullptr,
-                           nullptr, 0.f, 0, a.y};
-    launch_capped(tsl::nf4_gemv_kernel<4, 4, true>, ga, a.out_f, 4, "src nf4_gemv_kernel", s);
-  } else {
-    launch_capped(tsl::nf4_gemv_group_kernel<4, 4, true, true>, g, g.rows, 4, "src group kernel", s);
-  }
-}
-static void launch_src_r4_one(const Args& a, cudaStream_t s) { launch_src_r4(&a, 1, s); }
+// (Round seven also timed the shipped kernels at 4 rows per warp and 4 words per lane, x loaded once
+// per 4 rows, launch bounds of 2 blocks: H200 q/o 7.4, k/v 7.0, gate/up 14.5, down 22.0 us, layer
+// 75.5 us; down's 128 groups of 32 rows leave half the block slots empty. Removed with the kernels'
+// 1- and 2-row finishing lanes, which that form does not have.)
 
 // 2 rows per warp where each SM gets at least 4 row groups of 32, else 1 row.
 static void launch_stream_auto_group(const Args* list, int n, cudaStream_t s) {
@@ -194,7 +182,6 @@ static const Variant kStreamVariants[] = {
     {"wide_r1_w20", launch_wide<1, false, false, 20>, false, launch_wide_group<1, false, false, 20>},
     {"wide_r1_w24", launch_wide<1, false, false, 24>, false, launch_wide_group<1, false, false, 24>},
     {"wide_r1_w32", launch_wide<1, false, false, 32>, false, launch_wide_group<1, false, false, 32>},
-    {"src_r4w4", launch_src_r4_one, false, launch_src_r4},
     {"wide_lanes", launch_wide_lanes<0>, false, launch_wide_lanes_group<0>},
     {"wide_lanes_r2", launch_wide_lanes<2>, false, launch_wide_lanes_group<2>},
     {"probe_src_l2", launch_src_l2, true, launch_src_l2_group},

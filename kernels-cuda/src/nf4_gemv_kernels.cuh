@@ -84,6 +84,28 @@ __device__ __forceinline__ int matrix_of(const Nf4GemvGroup& g, int64_t row) {
 
 constexpr int kWarps = 8;  // per block of the portable kernel
 
+// A warp's row sums, each at the lane that finishes its row (returns the sum there; *r: its row).
+// 1 row: lane 0, after 5 butterfly steps. 2 rows: lanes 0-15 keep row 0 and 16-31 row 1, one
+// exchange adds the other half's partials, 4 more steps finish both at once: lane 0 holds row 0's
+// sum, lane 16 row 1's (5 shuffles instead of 10, and both rows' epilogues run side by side).
+template <int kRows>
+__device__ __forceinline__ float rows_sum(const float (&acc)[kRows], int lane, int* r) {
+  static_assert(kRows <= 2, "finishing lanes for 1 or 2 rows");
+  if (kRows == 1) {
+    *r = 0;
+    return warp_sum(acc[0]);
+  }
+  const bool upper = lane & 16;
+  float keep = upper ? acc[kRows - 1] : acc[0];
+  keep += __shfl_xor_sync(0xffffffffu, upper ? acc[0] : acc[kRows - 1], 16);
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) keep += __shfl_xor_sync(0xffffffffu, keep, o);
+  *r = upper ? 1 : 0;
+  return keep;
+}
+template <int kRows>
+__device__ __forceinline__ bool finishes_row(int lane) { return kRows == 2 ? (lane & 15) == 0 : lane == 0; }
+
 // ---- one matrix (the kernel nf4_gemv.cu's header describes) ----------------------------------
 struct GemvArgs {
   const uint32_t* packed;
@@ -178,10 +200,9 @@ __device__ __forceinline__ void rows_from(const GemvArgs& a, int64_t row0, int w
 // 85 registers with the early first loads, 2 blocks per SM; bounded to 3 blocks, 80 registers, k/v
 // ran 3.0 -> 3.6 us on an H100); 2 for 2 rows, whose grid-stride loop otherwise takes 142-147
 // registers (1 block of 8 warps per SM) where 2 blocks need at most 128 (sm_90: 118, no spills,
-// the 28 loads of an iteration still issued before its first table lookup); 2 also for more rows
-// (only the bench instantiates them: 4 rows of 4 words, 125-128 registers, variant src_r4w4).
+// the 28 loads of an iteration still issued before its first table lookup).
 template <int kRows, int kWords, bool kDoubleQuant>
-__global__ void __launch_bounds__(kWarps * 32, kRows >= 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
+__global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_kernel(const GemvArgs a) {
   extern __shared__ __align__(16) char table[];
   __shared__ float nested_code[256];
   fill_pair_table(table, blockDim.x);
@@ -236,23 +257,18 @@ __global__ void __launch_bounds__(kWarps * 32, kRows >= 2 ? 2 : 1) nf4_gemv_kern
       load_words<kRows, kWords, false>(rowp, base, words, cw);
       gemv_iteration<kRows, kWords, kDoubleQuant, false>(a, rowp, e0, base, words, nested_code, table, acc, cw);
     }
-    // Every row's warp sum before lane 0's epilogue: the shuffle chains overlap, the warp diverges once.
-    float vs[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; r++) vs[r] = warp_sum(acc[r]);
-#pragma unroll
-    for (int r = 0; r < kRows; r++) {
-      float v = vs[r];
-      const int64_t row = row0 + r;
-      if (lane == 0 && row < a.out_f) {
-        if (a.bias) v += load_as_float(a.bias, a.bias_dtype, row);
-        if (a.xa) {
-          float l = 0.f;
-          for (int j = 0; j < a.r; j++) l += a.xa[j] * a.lora_b[row * a.r + j];
-          v += a.lora_scale * l;
-        }
-        a.y[row] = __float2bfloat16(v);
+    // The rows' sums at their finishing lanes (rows_sum), then every row's epilogue at once.
+    int r;
+    float v = rows_sum<kRows>(acc, lane, &r);
+    const int64_t row = row0 + r;
+    if (finishes_row<kRows>(lane) && row < a.out_f) {
+      if (a.bias) v += load_as_float(a.bias, a.bias_dtype, row);
+      if (a.xa) {
+        float l = 0.f;
+        for (int j = 0; j < a.r; j++) l += a.xa[j] * a.lora_b[row * a.r + j];
+        v += a.lora_scale * l;
       }
+      a.y[row] = __float2bfloat16(v);
     }
   }
 }
@@ -334,7 +350,7 @@ __device__ __forceinline__ void finish_row(const Nf4GemvGroup& g, int m, int64_t
 // Unlike nf4_gemv_kernel, no code words are loaded before griddepcontrol.wait: in this kernel's
 // 2-row form that cost gate/up ~2% (H100), more than it saved.
 template <int kRows, int kWords, bool kDoubleQuant, bool kGroup>
-__global__ void __launch_bounds__(kWarps * 32, kRows >= 2 ? 2 : 1) nf4_gemv_group_kernel(const Nf4GemvGroup g) {
+__global__ void __launch_bounds__(kWarps * 32, kRows == 2 ? 2 : 1) nf4_gemv_group_kernel(const Nf4GemvGroup g) {
   extern __shared__ __align__(16) char table[];
   __shared__ float nested_code[kGroup ? kMaxGroup * 256 : 256];
   fill_pair_table(table, blockDim.x);
@@ -371,15 +387,12 @@ __global__ void __launch_bounds__(kWarps * 32, kRows >= 2 ? 2 : 1) nf4_gemv_grou
       load_words<kRows, kWords, false>(rowp, base, words, cw);
       group_iteration<kRows, kWords, kDoubleQuant, kGroup, false>(g, rowp, e0, m, base, words, nested_code, table, acc, cw);
     }
-    // As in nf4_gemv_kernel: every row's warp sum before lane 0's epilogue.
-    float v[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; r++) v[r] = warp_sum(acc[r]);
-#pragma unroll
-    for (int r = 0; r < kRows; r++) {
-      const int64_t row = row0 + r;
-      if (lane == 0 && row < g.rows) finish_row(g, m[r], row - (kGroup ? TSL_PICK(g, m[r], first_row) : 0), v[r]);
-    }
+    // As in nf4_gemv_kernel: the rows' sums at their finishing lanes, then their epilogues at once.
+    int r;
+    const float v = rows_sum<kRows>(acc, lane, &r);
+    const int64_t row = row0 + r;
+    const int mr = r == 0 ? m[0] : m[kRows - 1];
+    if (finishes_row<kRows>(lane) && row < g.rows) finish_row(g, mr, row - (kGroup ? TSL_PICK(g, mr, first_row) : 0), v);
   }
 }
 
