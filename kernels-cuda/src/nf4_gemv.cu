@@ -54,6 +54,13 @@
 // 3.00-3.02, down 13.11-13.15 -> 12.70-12.78, gate/up 14.84-14.91 -> 14.75-14.79; the layer of 4
 // launches 54.07-54.18 -> 53.25-53.50 us = 70.6-70.9% of copy (69.6-70.1% before). The group
 // kernel keeps its loads after the wait (early loads cost its 2-row form ~2% on gate/up).
+// Round seven (H200 and H100, one call each, three runs alternating with the previous build): a
+// warp's two row sums finish together (rows_sum: one exchange, then 4 butterfly steps; lanes 0 and
+// 16 run both rows' epilogues side by side), 5 shuffles instead of 10 per row group. Layer of 4
+// launches: H200 50.5-50.8 -> 49.1-49.3 us (52.8 -> 54.4% of copy), H100 53.3-53.4 -> 51.6-51.9 us
+// (70.6 -> 72.7-72.8%); through the C ABI gate/up grouped 26.6 -> 25.2 us on the H200, 73.4 ->
+// 76.7-76.9% of copy on the H100. On the H200 the kernel is bound by the SM, not the memory: with
+// its weights in L2 it runs only 5% faster (kernels-cuda/dev/nf4_gemv_wide.cuh has the probes).
 // This file's kernel itself through the C ABI (bench/infer/nf4_gemv_bench.py, one shape repeated,
 // same H100, two runs alternating with the previous form): gate/up 15.5-15.6 us = 64.6-64.8% of copy
 // (previous 17.7-17.9 us), q/o 5.9 us = 48.4-48.9% (previous 5.8 us), down 13.9 us = 72.2-72.5%
