@@ -307,9 +307,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 1) nf4_gemv_stream_kernel(c
   };
   for (int s = 0; s < kStages - 1; s++) issue_next(s);
   fill_pair_table(table, blockDim.x);
-  if (kDoubleQuant)
-    for (int i = threadIdx.x; i < (kGroup ? g.count : 1) * 256; i += blockDim.x)
-      nested_code[i] = TSL_PICK(g, kGroup ? i >> 8 : 0, scales.nested_code)[i & 255];
+  if (kDoubleQuant) fill_nested_codes<kGroup>(g, nested_code);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   asm volatile("griddepcontrol.wait;" ::: "memory");  // x and the LoRA term come from earlier kernels

@@ -156,9 +156,7 @@ template <bool kDoubleQuant, bool kGroup>
 __device__ __forceinline__ uint32_t wide_prologue(const Nf4GemvGroup& g, char* smem, float* nested_code) {
   const uint32_t dyn = shared_u32(smem), table_at = (dyn + 0xffffu) & ~0xffffu;
   fill_pair_table(smem + (table_at - dyn), blockDim.x);
-  if (kDoubleQuant)
-    for (int i = threadIdx.x; i < (kGroup ? g.count : 1) * 256; i += blockDim.x)
-      nested_code[i] = TSL_PICK(g, kGroup ? i >> 8 : 0, scales.nested_code)[i & 255];
+  if (kDoubleQuant) fill_nested_codes<kGroup>(g, nested_code);
   return table_at;
 }
 
