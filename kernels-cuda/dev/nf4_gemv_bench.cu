@@ -35,7 +35,9 @@
 // grouped launch: a layer as 4 launches, q/k/v and gate/up each in one grid, timed for variants
 // with a group launcher): nf4_gemv_ring.cuh and nf4_gemv_variants_ring.cuh. The cp.async streaming
 // kernels (per-warp stages in shared memory) and the 16-warp "wide" loops (round seven, all lost on
-// an H200): nf4_gemv_stream.cuh, nf4_gemv_wide.cuh, nf4_gemv_variants_stream.cuh.
+// an H200): nf4_gemv_stream.cuh, nf4_gemv_wide.cuh, nf4_gemv_variants_stream.cuh. The products on
+// the tensor cores (mma.sync from the pair table's lookups; round eight, lost on an H200):
+// nf4_gemv_mma.cuh and nf4_gemv_mma_lines.cuh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -53,6 +55,7 @@
 #include "nf4_gemv_variants_ring.cuh"
 #include "nf4_gemv_variants_lanes.cuh"
 #include "nf4_gemv_variants_stream.cuh"
+#include "nf4_gemv_mma_lines.cuh"
 
 // ---- reference: bf16(code * absmax) per weight, f64 sums; one block per row -------------------
 __global__ void reference_kernel(Args a, double* __restrict__ ref) {
@@ -284,6 +287,8 @@ int main(int argc, char** argv) {
   variants.insert(variants.end(), kPipeVariants, kPipeVariants + sizeof(kPipeVariants) / sizeof(kPipeVariants[0]));
   variants.insert(variants.end(), kLanesVariants, kLanesVariants + sizeof(kLanesVariants) / sizeof(kLanesVariants[0]));
   variants.insert(variants.end(), kStreamVariants, kStreamVariants + sizeof(kStreamVariants) / sizeof(kStreamVariants[0]));
+  variants.insert(variants.end(), kMmaVariants, kMmaVariants + sizeof(kMmaVariants) / sizeof(kMmaVariants[0]));
+  variants.insert(variants.end(), kLinesVariants, kLinesVariants + sizeof(kLinesVariants) / sizeof(kLinesVariants[0]));
   const int nv = (int)variants.size();
   std::vector<double> layer_us(nv, 0);
   std::vector<bool> variant_ok(nv, true);
